@@ -11,11 +11,11 @@ import os
 import platform
 import subprocess
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 _TRACKED_PACKAGES = ("paced", "torch", "transformers", "accelerate", "lm_eval", "tokenizers",
                      "snakemake", "math-verify", "vllm", "numpy", "pandas")
