@@ -1,0 +1,159 @@
+"""Evaluate a model on a paced task through lm-eval's ``simple_evaluate``.
+
+The flow: load the task's docs, write a prepared jsonl + task YAMLs (:mod:`paced.evaluation.prepare`),
+register them with a ``TaskManager`` that sees only them, run ``simple_evaluate`` with logged
+samples, and fold the per-problem scores into the result JSON of ``docs/ARCHITECTURE.md``:
+``metrics[<tier or "all">] = {"avg@k", "avg@k_std", "pass@k", "k", "n"}`` for generation tasks and
+``{"mc_acc", "em", "n"}`` for multiple-choice tasks. Several tasks can share one lm-eval run (and one
+model load) through :func:`evaluate_tasks`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from paced.evaluation.backends import backend_args
+from paced.evaluation.config import EvalConfig
+from paced.evaluation.metrics import generation_metrics, mean_by_tier
+from paced.evaluation.prepare import PreparedTasks, prepare_tasks
+from paced.io import provenance, write_json, write_jsonl
+from paced.tasks.base import Task, get_task
+
+log = logging.getLogger(__name__)
+
+_CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(EvalConfig))
+
+
+def run_lm_eval(model_path: str | Path, prepared: Sequence[PreparedTasks], cfg: EvalConfig) -> dict[str, Any]:
+    """``lm_eval.simple_evaluate`` over the prepared tasks only; returns its raw output (with samples)."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    model, model_args = backend_args(model_path, cfg)
+    manager = TaskManager(include_path=[str(p.include_path) for p in prepared], include_defaults=False)
+    out = lm_eval.simple_evaluate(
+        model=model, model_args=model_args, tasks=[n for p in prepared for n in p.names()],
+        task_manager=manager,
+        batch_size=cfg.batch_size, device=cfg.device, log_samples=True, bootstrap_iters=0,
+        random_seed=cfg.seed, numpy_random_seed=cfg.seed, torch_random_seed=cfg.seed,
+        fewshot_random_seed=cfg.seed)
+    if out is None:  # non-zero ranks of a distributed run get nothing back
+        raise RuntimeError("lm_eval.simple_evaluate returned no results (not the main process?)")
+    return dict(out)
+
+
+def _generate_metrics(raw: Mapping[str, Any], name: str, k: int) -> tuple[dict[str, Any], list[dict]]:
+    rows = [{"id": s["doc"]["id"], "tier": s["doc"]["tier"], "correct": list(s["avg@k_std"]),
+             "completions": list(s["filtered_resps"][0])} for s in raw["samples"][name]]
+    metrics = generation_metrics(rows)
+    if metrics["all"]["k"] != k:
+        raise RuntimeError(f"lm-eval returned {metrics['all']['k']} samples per problem, expected k={k}")
+    return metrics, rows
+
+
+def _mc_metrics(raw: Mapping[str, Any], prepared: PreparedTasks) -> tuple[dict[str, Any], list[dict]]:
+    assert prepared.multiple_choice is not None
+    rows = {s["doc"]["id"]: {"id": s["doc"]["id"], "tier": s["doc"]["tier"], "mc_acc": s["acc"],
+                             "loglikelihoods": [r[0] for r in s["filtered_resps"]]}
+            for s in raw["samples"][prepared.multiple_choice]}
+    names = ["mc_acc"]
+    if prepared.greedy is not None:
+        names.append("em")
+        for s in raw["samples"][prepared.greedy]:
+            rows[s["doc"]["id"]].update(em=s["em"], completions=list(s["filtered_resps"]))
+    return mean_by_tier(rows.values(), names), list(rows.values())
+
+
+def _sha256(path: str | Path) -> str | None:
+    p = Path(path)
+    return hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
+
+
+def _resolve_config(config: EvalConfig | None, knobs: Mapping[str, Any]) -> EvalConfig:
+    if config is not None and knobs:
+        raise ValueError(f"pass either config or EvalConfig fields, not both (got {sorted(knobs)})")
+    unknown = sorted(set(knobs) - set(_CONFIG_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown evaluation option(s) {unknown}; allowed: {', '.join(_CONFIG_FIELDS)}")
+    return config if config is not None else EvalConfig(**knobs)
+
+
+def _task_result(raw: Mapping[str, Any], prepared: PreparedTasks, name: str, task: Task, cfg: EvalConfig,
+                 run_config: dict[str, Any]) -> tuple[dict[str, Any], list[dict]]:
+    """The result body (task, kind, metrics, provenance) and per-problem rows of one paced task."""
+    if task.kind == "generate":
+        assert prepared.generate is not None
+        metrics, rows = _generate_metrics(raw, prepared.generate, cfg.k)
+    else:
+        metrics, rows = _mc_metrics(raw, prepared)
+    run_config["lm_eval"]["tasks"] = prepared.names()
+    run_config["lm_eval"]["results"] = {n: raw["results"][n] for n in prepared.names()}
+    prov = provenance(run_config, seed=cfg.seed)
+    prov["cwd"] = os.getcwd()
+    return {"task": name, "kind": task.kind, "metrics": metrics, "provenance": prov}, rows
+
+
+def evaluate_tasks(model_path: str | Path, data: Mapping[str, str | Path], *,
+                   config: EvalConfig | None = None, work_dir: str | Path | None = None,
+                   task_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+                   model_name: str | None = None, method: str | None = None, step: int | None = None,
+                   samples_paths: Mapping[str, str | Path] | None = None,
+                   **knobs: Any) -> dict[str, dict[str, Any]]:
+    """Evaluate ``model_path`` on several paced tasks (``{task_name: data_path}``) in one lm-eval run,
+    so the model loads once; returns ``{task_name: result}``. Arguments as for :func:`evaluate_model`,
+    with ``task_kwargs`` and ``samples_paths`` keyed by task name."""
+    cfg = _resolve_config(config, knobs)
+    model, model_args = backend_args(model_path, cfg)  # a missing backend package fails before any work
+    kwargs = {name: dict((task_kwargs or {}).get(name, {})) for name in data}
+    tasks = {name: get_task(name, **kwargs[name]) for name in data}  # unknown: ValueError, suggestions
+    docs = {name: tasks[name].load(path)[: cfg.limit] for name, path in data.items()}
+    with tempfile.TemporaryDirectory(prefix="paced-eval-") as tmp:
+        root = Path(work_dir) if work_dir is not None else Path(tmp)
+        prepared = {n: prepare_tasks(n, docs[n], root / n, cfg, kwargs[n]) for n in data}
+        t0 = time.perf_counter()
+        raw = run_lm_eval(model_path, list(prepared.values()), cfg)
+        wall = time.perf_counter() - t0
+    results = {}
+    for name, path in data.items():
+        run_config = {"eval": dataclasses.asdict(cfg), "model_path": str(model_path), "data_path": str(path),
+                      "data_sha256": _sha256(path), "task_kwargs": kwargs[name], "wall_s": round(wall, 3),
+                      "lm_eval": {"model": model, "model_args": model_args}}
+        body, rows = _task_result(raw, prepared[name], name, tasks[name], cfg, run_config)
+        log.info("evaluated %s on %s (%d docs): %s", model_path, name, len(docs[name]), body["metrics"]["all"])
+        if samples_paths is not None and name in samples_paths:
+            write_jsonl(samples_paths[name], rows)
+        results[name] = {"model": model_name if model_name is not None else str(model_path),
+                         "method": method, "seed": cfg.seed, "step": step, **body}
+    return results
+
+
+def evaluate_model(model_path: str | Path, task_name: str, data_path: str | Path, *,
+                   config: EvalConfig | None = None, work_dir: str | Path | None = None,
+                   task_kwargs: Mapping[str, Any] | None = None, model_name: str | None = None,
+                   method: str | None = None, step: int | None = None,
+                   samples_path: str | Path | None = None, **knobs: Any) -> dict[str, Any]:
+    """Evaluate ``model_path`` on the paced task ``task_name`` over the docs in ``data_path``.
+
+    ``knobs`` are :class:`EvalConfig` fields (``k``, ``max_new_tokens``, ``temperature``, ``seed``,
+    ``backend``, ``batch_size``, ``device``, ``dtype``, ``limit``, ...), or pass ``config``. Task YAMLs
+    and the prepared jsonl go under ``work_dir`` (a temporary directory if ``None``). ``samples_path``,
+    if given, receives one jsonl row per problem (completions or log-likelihoods, and scores).
+    Returns the result dict (model, method, seed, step, task, kind, metrics by tier, provenance).
+    """
+    return evaluate_tasks(
+        model_path, {task_name: data_path}, config=config, work_dir=work_dir,
+        task_kwargs={task_name: task_kwargs or {}}, model_name=model_name, method=method, step=step,
+        samples_paths=None if samples_path is None else {task_name: samples_path}, **knobs)[task_name]
+
+
+def write_eval_result(path: str | Path, result: Mapping[str, Any]) -> None:
+    """Write an evaluation result JSON atomically."""
+    write_json(path, dict(result))
