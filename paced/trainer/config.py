@@ -1,0 +1,125 @@
+"""The distillation run's configuration: what to train on, for how long, and where to write.
+
+The *method* (divergence schedule, kernel, refresh, teacher kind, K) lives in
+:class:`paced.methods.MethodSpec`; this config holds the run: paths, budget, optimiser, sampling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DEVICES = ("cpu", "auto")
+TEACHER_CACHES = ("none", "memory")
+# Backends that can sample the in-training student (they take a live model object).
+LIVE_SAMPLERS = ("hf",)
+
+
+def _require(ok: bool, field_name: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ValueError(f"DistillConfig.{field_name}={value!r} is out of range; allowed: {allowed}")
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """One distillation run.
+
+    ``references``: a ``references.jsonl`` from :func:`paced.stages.generate_references` (rows
+    ``{id, reference}``); ``None`` uses ``task.reference(doc)`` (the gold ``solution``).
+    ``passrates``: a ``passrates.jsonl`` from :func:`paced.stages.estimate_pass_rates`; ``None``
+    estimates p̂ with the in-training student before step 1 (only when the method needs it).
+    ``steps`` counts batches drawn: a skipped all-zero-weight batch is a step without an update.
+    ``save_steps``: checkpoints besides the final one. ``teacher_cache``: ``memory`` computes the
+    teacher's logits on each fixed reference once (exact: one unpadded forward per problem) and
+    keeps them in RAM up to ``teacher_cache_max_gb``; ``none`` recomputes them every step.
+    """
+
+    student: str
+    task: str
+    data: str
+    out_dir: str
+    teacher: str | None = None
+    references: str | None = None
+    passrates: str | None = None
+    steps: int = 100
+    batch_size: int = 8
+    lr: float = 1e-4
+    warmup_steps: int = 0  # linear warmup, then constant (the authors' lr schedule is not reported)
+    weight_decay: float = 0.0
+    max_grad_norm: float | None = 1.0
+    save_steps: tuple[int, ...] = ()
+    seed: int = 0
+    sampler: str | None = "hf"
+    sampler_batch_size: int = 64
+    max_new_tokens: int = 64
+    temperature: float = 1.0  # on-policy samples are drawn from the student's own distribution
+    chunk_size: int = 1024
+    device: str = "cpu"
+    dtype: str = "float32"
+    teacher_cache: str = "memory"
+    teacher_cache_max_gb: float = 2.0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "save_steps", tuple(sorted(set(self.save_steps))))
+        for name in ("student", "task", "data", "out_dir"):
+            _require(isinstance(getattr(self, name), str) and bool(getattr(self, name)), name,
+                     getattr(self, name), "a non-empty string")
+        _require(_is_int(self.steps) and self.steps >= 1, "steps", self.steps, "integers >= 1")
+        _require(_is_int(self.batch_size) and self.batch_size >= 1, "batch_size", self.batch_size,
+                 "integers >= 1")
+        _require(self.lr > 0, "lr", self.lr, "(0, inf)")
+        _require(_is_int(self.warmup_steps) and self.warmup_steps >= 0, "warmup_steps", self.warmup_steps,
+                 "integers >= 0")
+        _require(self.weight_decay >= 0, "weight_decay", self.weight_decay, "[0, inf)")
+        _require(self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm,
+                 "None or (0, inf)")
+        bad = [s for s in self.save_steps if not _is_int(s) or not 1 <= s <= self.steps]
+        _require(not bad, "save_steps", self.save_steps, f"integers in [1, steps={self.steps}]")
+        _require(_is_int(self.seed), "seed", self.seed, "integers")
+        _require(self.sampler is None or isinstance(self.sampler, str), "sampler", self.sampler,
+                 "None or a backend name")
+        _require(_is_int(self.sampler_batch_size) and self.sampler_batch_size >= 1, "sampler_batch_size",
+                 self.sampler_batch_size, "integers >= 1")
+        _require(_is_int(self.max_new_tokens) and self.max_new_tokens >= 1, "max_new_tokens",
+                 self.max_new_tokens, "integers >= 1")
+        _require(self.temperature > 0, "temperature", self.temperature, "(0, inf)")
+        _require(_is_int(self.chunk_size) and self.chunk_size >= 1, "chunk_size", self.chunk_size,
+                 "integers >= 1")
+        _require(self.device in DEVICES, "device", self.device, ", ".join(DEVICES))
+        _require(self.dtype in DTYPES, "dtype", self.dtype, ", ".join(DTYPES))
+        _require(self.teacher_cache in TEACHER_CACHES, "teacher_cache", self.teacher_cache,
+                 ", ".join(TEACHER_CACHES))
+        _require(self.teacher_cache_max_gb >= 0, "teacher_cache_max_gb", self.teacher_cache_max_gb,
+                 "[0, inf)")
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["save_steps"] = list(self.save_steps)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DistillConfig:
+        """From a dict; unknown keys raise ``ValueError`` naming them and the allowed keys."""
+        allowed = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - allowed)
+        if unknown:
+            raise ValueError(f"unknown key(s) {', '.join(map(repr, unknown))} in DistillConfig; "
+                             f"allowed: {', '.join(sorted(allowed))}")
+        d = dict(d)
+        if "save_steps" in d:
+            d["save_steps"] = tuple(d["save_steps"])
+        return cls(**d)
