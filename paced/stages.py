@@ -96,3 +96,22 @@ def generate_references(teacher: str | Sampler, task: str | Task, data: str | Pa
     log.info("%d references (%d verified correct) of %d problems written to %s",
              len(rows), n_correct, len(docs), out_path)
     return out_path
+
+
+def gold_references(task: str | Task, data: str | Path | Sequence[Doc], out_path: str | Path, *,
+                    summary_path: str | Path | None = None) -> Path:
+    """The data's own worked solutions as references (``references.source: gold``), same format as
+    :func:`generate_references`; problems without a solution get no row."""
+    task_obj = get_task(task) if isinstance(task, str) else task
+    docs = task_obj.load(data) if isinstance(data, (str, Path)) else list(data)
+    rows = [{"id": d.id, "reference": ref, "correct": True, "tier": d.tier}
+            for d in docs if (ref := task_obj.reference(d)) is not None]
+    if not rows:
+        raise ValueError(f"references.source=gold, but no problem of {task_obj.name} carries a solution; "
+                         f"use references.source: teacher")
+    out_path = Path(out_path)
+    write_jsonl(out_path, rows)
+    write_json(summary_path or out_path.parent / "references_summary.json",
+               {"n_problems": len(docs), "n_references": len(rows), "n_correct": len(rows),
+                "provenance": provenance({"task": task_obj.name, "source": "gold"})})
+    return out_path

@@ -28,6 +28,17 @@ def _read_jsonl(path: PathLike) -> pd.DataFrame:
     return pd.DataFrame([json.loads(line) for line in lines if line.strip()])
 
 
+def _read_step_log(path: PathLike) -> pd.DataFrame:
+    """The per-step rows of a training ``log.jsonl`` (refresh events dropped), numeric where possible."""
+    df = _read_jsonl(path)
+    if "event" in df:
+        df = df[df["event"].fillna("step") == "step"]
+    for key in TRAINING_KEYS:
+        if key in df:
+            df[key] = pd.to_numeric(df[key], errors="coerce").astype(float)
+    return df.reset_index(drop=True)
+
+
 def _snr_panel(ax: Any, grp: pd.DataFrame, alpha: float, beta: float) -> None:
     from paced.kernels import beta_kernel
 
@@ -149,7 +160,7 @@ def plot_training_curves(
     logs: Sequence[PathLike], out_stem: PathLike, keys: Sequence[str] = TRAINING_KEYS
 ) -> list[Path]:
     """One panel per logged quantity (loss, divergence, weights, lr) vs step; a line per ``log.jsonl``."""
-    runs = [(_run_label(Path(p)), _read_jsonl(p)) for p in logs]
+    runs = [(_run_label(Path(p)), _read_step_log(p)) for p in logs]
     present = [k for k in keys if any(k in df for _, df in runs)]
     ncols = min(3, max(len(present), 1))
     nrows = max(1, -(-len(present) // ncols))

@@ -90,8 +90,10 @@ def aggregate(summary: pd.DataFrame) -> pd.DataFrame:
     """Mean, sample std and number of seeds per (method, step, task, tier, metric); values unscaled."""
     ok = summary[(summary["metric"] != "error") & summary["value"].notna()]
     keys = ["method", "step", "task", "tier", "metric"]
-    agg = ok.groupby(keys, dropna=False)["value"].agg(mean="mean", std="std", n_seeds="count")
-    return agg.reset_index()
+    agg = ok.groupby(keys, dropna=False)["value"].agg(mean="mean", std="std", n_seeds="count").reset_index()
+    # pandas' nullable dtypes give pd.NA for the std of one seed; downstream maths wants float NaN
+    agg[["mean", "std"]] = agg[["mean", "std"]].astype(float)
+    return agg
 
 
 def budgets(summary: pd.DataFrame, base_method: str = BASE_METHOD) -> list[int]:
@@ -139,9 +141,10 @@ def paper_style_table(
             key = (m, task, tier, metric)
             if key in agg.index:
                 r, s = agg.loc[key], metric_scale(metric)
-                std = r["std"] * s if not math.isnan(r["std"]) else math.nan
+                std = float(r["std"]) * s if not pd.isna(r["std"]) else math.nan
                 failed = errors.get((m, task), 0)
-                cells.append(fmt_mean_std(r["mean"] * s, std, digits) + (f" ({failed} failed)" if failed else ""))
+                note = f" ({failed} failed)" if failed else ""
+                cells.append(fmt_mean_std(float(r["mean"]) * s, std, digits) + note)
             else:
                 cells.append("error" if (m, task) in errors else MISSING)
         data[column_label(task, tier, metric)] = cells

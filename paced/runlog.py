@@ -1,0 +1,65 @@
+"""Logging for stage scripts, and the "failed cell" record that keeps a grid going.
+
+A cell of the benchmark grid (one training run, one evaluation) that fails writes an error record
+in place of its result — ``{"error": ..., "traceback": ...}`` with provenance — so the rest of the
+grid, the summary and the report still complete; the summary lists the failed cells. Delete the
+record (or run Snakemake with ``--forcerun``) to retry that cell.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from paced.io import provenance, write_json
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+def setup_logging(log_path: str | Path | None, level: int = logging.INFO) -> None:
+    """Send ``logging`` output to ``log_path`` (and stderr), replacing earlier handlers."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w", encoding="utf-8"))
+    logging.basicConfig(level=level, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def excepthook(etype: type[BaseException], value: BaseException, tb: Any) -> None:
+        # an uncaught error lands in the rule's log file, not only on the terminal
+        logging.getLogger("paced").error("stage failed", exc_info=(etype, value, tb))
+
+    sys.excepthook = excepthook
+
+
+def run_cell(fn: Callable[[], T], outputs: Iterable[str | Path], *, on_error: str = "record",
+             context: Mapping[str, Any] | None = None,
+             per_output: Mapping[str, Mapping[str, Any]] | None = None) -> T | None:
+    """Run ``fn``; if it raises and ``on_error == "record"``, write an error record to every output.
+
+    With ``on_error == "fail"`` the exception propagates (the job fails, Snakemake removes outputs).
+    ``per_output`` adds fields to the record of individual outputs (e.g. which task it stood for).
+    """
+    if on_error not in ("record", "fail"):
+        raise ValueError(f"on_error must be 'record' or 'fail', got {on_error!r}")
+    try:
+        return fn()
+    except Exception as err:  # a failed cell must not kill the grid
+        if on_error == "fail":
+            raise
+        log.exception("cell failed; recording the error instead of a result")
+        record = {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc(),
+                  **dict(context or {}), "provenance": provenance()}
+        for out in outputs:
+            write_json(out, {**record, **dict((per_output or {}).get(str(out), {}))})
+        return None
+
+
+def is_error_record(obj: Any) -> bool:
+    """Whether a loaded result JSON is a failed-cell record."""
+    return isinstance(obj, Mapping) and "error" in obj

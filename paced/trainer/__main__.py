@@ -1,0 +1,26 @@
+"""``python -m paced.trainer RUN.json [--resume]``: one distillation run from a JSON file holding
+``{"config": DistillConfig fields, "method": method spec}``. This is what the workflow hands to
+``accelerate launch --config_file <fsdp.yaml> -m paced.trainer RUN.json`` for multi-GPU training."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from paced.trainer import DistillConfig, distill
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m paced.trainer", description=__doc__)
+    parser.add_argument("run_json", help="JSON with 'config' (DistillConfig fields) and 'method'")
+    parser.add_argument("--resume", action="store_true", help="continue from the latest complete checkpoint")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with open(args.run_json, encoding="utf-8") as fh:
+        spec = json.load(fh)
+    distill(DistillConfig.from_dict(spec["config"]), spec["method"], resume=args.resume)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+# Shared by every rule: the resolved, validated suite config and output paths.
+from snakemake.exceptions import WorkflowError
+
+from paced.suite import resolve_suite
+
+try:
+    SUITE = resolve_suite(config)
+except ValueError as err:
+    raise WorkflowError(f"invalid config: {err}") from None
+
+R = SUITE.results_dir
+LOGS = SUITE.logs_dir
+BENCH = f"{R}/benchmarks"
+EVAL_NAMES = [e.name for e in SUITE.eval_tasks]
+EVAL_CELLS = SUITE.eval_cells()  # (method, seed, step) triples, base included
+# shared resources of the whole config, handed to every script
+wildcard_constraints:
+    method=r"[a-z0-9][a-z0-9._-]*",
+    seed=r"\d+",
+    step=r"\d+",
+
+
+def world_inputs():
+    return [f"{R}/world/world.json"] if SUITE.builds_world else []
+
+
+def all_outputs():
+    outs = [f"{R}/summary.csv", f"{R}/tables/done.flag", f"{R}/figures/done.flag"]
+    if SUITE.snr.enabled:
+        outs.append(f"{R}/snr/snr.json")
+    return outs

@@ -1,0 +1,11 @@
+"""Build the embedded toy world (data, tokenizer, teacher, student, calibration) offline."""
+import dataclasses
+
+from paced.runlog import setup_logging
+from paced.world import WORLD_PRESETS, build_world
+
+setup_logging(snakemake.log[0])  # noqa: F821
+world = snakemake.params.suite["world"]  # noqa: F821
+cfg = dataclasses.replace(WORLD_PRESETS.get(world["preset"])(), seed=world["seed"])
+# the rule's output (world.json) is missing whenever this runs, so a leftover directory is stale
+build_world(cfg, snakemake.params.out_dir, overwrite=True, calibrate=True)  # noqa: F821
