@@ -127,17 +127,11 @@ def adaptive_kl_tokens(student_logits: torch.Tensor, teacher_logits: torch.Tenso
     return w_head * fkl + (1.0 - w_head) * rkl
 
 
-def _check_sequence_inputs(student_logits: Any, teacher_logits: Any, mask: Any) -> torch.Tensor:
-    """Validate [B, T, V] logits and a [B, T] mask; return the mask as bool (all True if None)."""
-    for name, x in (("student_logits", student_logits), ("teacher_logits", teacher_logits)):
-        if not isinstance(x, torch.Tensor) or x.dim() != 3:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"{name} must be a [B, T, V] tensor; got {shape}")
-    _check_token_shapes(student_logits, teacher_logits)
-    b, t, _ = student_logits.shape
+def as_bool_mask(mask: Any, b: int, t: int, device: torch.device) -> torch.Tensor:
+    """A [B, T] mask (bool or 0/1, any array-like; None = all True) as a bool tensor on ``device``."""
     if mask is None:
-        return torch.ones(b, t, dtype=torch.bool, device=student_logits.device)
-    mask = torch.as_tensor(mask, device=student_logits.device)
+        return torch.ones(b, t, dtype=torch.bool, device=device)
+    mask = torch.as_tensor(mask, device=device)
     if tuple(mask.shape) != (b, t):
         raise ValueError(f"mask shape {tuple(mask.shape)} must be [B, T] = {(b, t)}")
     if mask.dtype != torch.bool:
@@ -148,12 +142,31 @@ def _check_sequence_inputs(student_logits: Any, teacher_logits: Any, mask: Any) 
     return mask
 
 
+def unmasked_rows(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Flat row indices of unmasked tokens [N], their sequence index [N], and tokens per sequence [B] (fp32)."""
+    b, t = mask.shape
+    rows = mask.reshape(-1).nonzero().squeeze(1)  # (N,)
+    seq = torch.div(rows, t, rounding_mode="floor")
+    return rows, seq, torch.bincount(seq, minlength=b).float()
+
+
+def _check_sequence_inputs(student_logits: Any, teacher_logits: Any, mask: Any) -> torch.Tensor:
+    """Validate [B, T, V] logits and a [B, T] mask; return the mask as bool (all True if None)."""
+    for name, x in (("student_logits", student_logits), ("teacher_logits", teacher_logits)):
+        if not isinstance(x, torch.Tensor) or x.dim() != 3:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"{name} must be a [B, T, V] tensor; got {shape}")
+    _check_token_shapes(student_logits, teacher_logits)
+    b, t, _ = student_logits.shape
+    return as_bool_mask(mask, b, t, student_logits.device)
+
+
 def sequence_mean(token_fn: Callable[..., torch.Tensor], *, student_logits: torch.Tensor,
                   teacher_logits: torch.Tensor, mask: Any = None,
                   chunk_size: int = DEFAULT_CHUNK_SIZE, **params: Any) -> torch.Tensor:
     """Per-sequence mean over unmasked tokens of ``token_fn`` ([N, V], [N, V] -> [N]). Returns [B] fp32.
 
-    Unmasked tokens are gathered ``chunk_size`` at a time from the flattened [B·T, V] logits.
+    Unmasked rows of the flattened [B·T, V] logits are gathered once, then scored ``chunk_size`` at a time.
     A sequence with no unmasked token gets 0 (not NaN); the result stays attached to the
     student's graph even then.
     """
@@ -162,14 +175,16 @@ def sequence_mean(token_fn: Callable[..., torch.Tensor], *, student_logits: torc
     b, t, v = student_logits.shape
     flat_s = student_logits.reshape(b * t, v)
     flat_t = teacher_logits.detach().reshape(b * t, v)
-    rows = mask.reshape(-1).nonzero().squeeze(1)  # (N_unmasked,)
-    seq = torch.div(rows, t, rounding_mode="floor")
+    rows, seq, count = unmasked_rows(mask)
+    # Gather the student's rows once and split them: the backward then writes one [N, V] gradient
+    # (split's backward is a single cat), not one full [B·T, V] zero-filled gradient per chunk.
+    student_rows = flat_s if rows.numel() == b * t else flat_s.index_select(0, rows)  # (N, V)
     total = flat_s[:0].float().sum() + torch.zeros(b, dtype=torch.float32, device=student_logits.device)
-    for start in range(0, rows.numel(), chunk_size):
+    for i, s_chunk in enumerate(student_rows.split(chunk_size)):
+        start = i * chunk_size
         idx = rows[start:start + chunk_size]
-        tok = token_fn(flat_s.index_select(0, idx), flat_t.index_select(0, idx), **params)  # (chunk,)
+        tok = token_fn(s_chunk, flat_t.index_select(0, idx), **params)  # (chunk,)
         total = total.index_add(0, seq[start:start + chunk_size], tok)
-    count = torch.bincount(seq, minlength=b).to(total.dtype)
     return total / count.clamp_min(1.0)
 
 
