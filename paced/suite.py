@@ -9,6 +9,7 @@ job runs.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -185,7 +186,8 @@ def _resolve_budgets(cfg: Mapping[str, Any]) -> tuple[int, ...]:
 def resolve_suite(cfg: Mapping[str, Any]) -> Suite:
     """Validate and resolve a (schema-filled) config dict into a :class:`Suite`."""
     results = _check_path("results_dir", str(cfg.get("results_dir", "results")).rstrip("/"))
-    logs = str(Path("logs") / Path(results).relative_to("/" if Path(results).is_absolute() else "."))
+    # logs/<results_dir> for relative results dirs (the workflow layout), <results_dir>/logs for absolute ones
+    logs = f"{results}/logs" if Path(results).is_absolute() else str(Path("logs") / results)
     preset = cfg["world"]["preset"]
     builds = preset != "none"
     world_dir = f"{results}/world" if builds else None
@@ -194,9 +196,18 @@ def resolve_suite(cfg: Mapping[str, Any]) -> Suite:
     student = models.get("student") or (f"{world_dir}/student" if builds else None)
     if teacher is None or student is None:
         raise ValueError("models.teacher and models.student are required when world.preset is 'none'")
-    if not builds:
+    if not builds:  # every unavailable model in one message, so one pre-fetch round fixes them all
+        missing = []
         for key, name in (("models.teacher", teacher), ("models.student", student)):
-            check_model_available(name, key=key)
+            try:
+                check_model_available(name, key=key)
+            except ValueError as err:
+                missing.append(str(err))
+        if missing:
+            raise ValueError("\n".join(missing))
+    if cfg["sampling"]["backend"] == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise ValueError("sampling.backend='vllm' but vLLM is not installed: pip install 'paced[vllm]' "
+                         "(on a GPU machine), or set sampling.backend: hf")
     data = cfg["data"]
     from paced.tasks import TASKS
 
