@@ -141,7 +141,7 @@ def _resolve_methods(cfg: Mapping[str, Any]) -> tuple[tuple[str, ...], dict[str,
 
 def _default_eval(world_dir: str) -> list[dict[str, Any]]:
     return [
-        {"name": "arith", "task": "toy_arith", "path": f"{world_dir}/eval_math.jsonl", "k": 8},
+        {"name": "arith", "task": "toy_arith", "path": f"{world_dir}/eval_arith.jsonl", "k": 8},
         {"name": "probe", "task": "toy_probe", "path": f"{world_dir}/probe.jsonl", "k": 1},
     ]
 

@@ -1,0 +1,140 @@
+"""The HF ``generate`` sampler backend (registered as ``"hf"``).
+
+Batched, with the KV cache, ``num_return_sequences = n``, left padding, greedy when
+``temperature == 0``, and completions cut at the first EOS. Sampling is seeded: each chunk of
+prompts runs under ``torch.random.fork_rng`` seeded with ``params.seed`` + the chunk index, so the
+same prompts, params and ``batch_size`` give the same rollouts and the caller's global RNG is left
+untouched (``generate`` draws from the global generator; it takes no ``torch.Generator``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from paced.rollouts.base import SAMPLERS, Rollout, Sampler, SamplingParams
+
+log = logging.getLogger(__name__)
+
+
+def load_model_and_tokenizer(path: str | os.PathLike[str], dtype: torch.dtype = torch.float32,
+                             device: str = "cpu") -> tuple[Any, Any]:
+    """``AutoModelForCausalLM`` + ``AutoTokenizer`` from a local checkpoint directory or a hub name.
+
+    A path that looks local (exists, or starts with ``.``/``/``) but holds no ``config.json``
+    raises ``FileNotFoundError`` naming it, instead of a hub lookup for a misspelt directory.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    p = Path(path)
+    looks_local = p.exists() or str(path).startswith((".", "/", "~"))
+    if looks_local and not (p / "config.json").is_file():
+        raise FileNotFoundError(
+            f"model path {str(path)!r} is not a checkpoint directory (no config.json there); "
+            "build the world first (paced.world.build_world) or pass the directory save_pretrained wrote")
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).to(device)
+    tok = AutoTokenizer.from_pretrained(str(path))
+    return model, tok
+
+
+@SAMPLERS.register("hf")
+class HFSampler(Sampler):
+    """Samples with ``model.generate``.
+
+    ``model`` is a ``PreTrainedModel`` (then ``tokenizer`` is required) or a checkpoint path
+    (the tokenizer saved beside it is loaded). ``batch_size`` is the number of *prompts* per
+    ``generate`` call; each expands to ``n`` rows. ``add_special_tokens`` is passed to the tokenizer.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any = None, *, batch_size: int = 256, device: str = "cpu",
+                 dtype: torch.dtype = torch.float32, add_special_tokens: bool = False,
+                 progress: bool = False) -> None:
+        if batch_size < 1:
+            raise ValueError(f"HFSampler.batch_size must be >= 1, got {batch_size}")
+        if isinstance(model, (str, os.PathLike)):
+            model, loaded_tok = load_model_and_tokenizer(model, dtype=dtype, device=device)
+            tokenizer = tokenizer if tokenizer is not None else loaded_tok
+        elif tokenizer is None:
+            raise ValueError("HFSampler: pass a tokenizer with a model object (or pass a checkpoint path)")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.add_special_tokens = add_special_tokens
+        self.progress = progress
+        if tokenizer.pad_token_id is None:
+            raise ValueError("HFSampler: the tokenizer has no pad token; set tokenizer.pad_token first")
+        self.eos_id = tokenizer.eos_token_id
+
+    @torch.inference_mode()
+    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Rollout]]:
+        if isinstance(prompts, str):
+            raise TypeError("HFSampler.generate takes a sequence of prompts, not one string")
+        was_training = self.model.training
+        self.model.eval()
+        out: list[list[Rollout]] = []
+        starts = range(0, len(prompts), self.batch_size)
+        try:
+            for chunk_idx, start in enumerate(tqdm(starts, desc="sampling", disable=not self.progress)):
+                chunk = list(prompts[start:start + self.batch_size])
+                with torch.random.fork_rng(devices=self._fork_devices()):
+                    torch.manual_seed(params.seed + chunk_idx)
+                    out.extend(self._generate_chunk(chunk, params))
+        finally:
+            self.model.train(was_training)
+        return out
+
+    def _fork_devices(self) -> list[int]:
+        dev = next(self.model.parameters()).device
+        return [dev.index or 0] if dev.type == "cuda" else []
+
+    def _generate_chunk(self, prompts: list[str], params: SamplingParams) -> list[list[Rollout]]:
+        tok = self.tokenizer
+        old_side = tok.padding_side
+        tok.padding_side = "left"  # decoder-only: the prompt must end where generation begins
+        try:
+            enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=self.add_special_tokens)
+        finally:
+            tok.padding_side = old_side
+        device = next(self.model.parameters()).device
+        greedy = params.temperature == 0
+        n = 1 if greedy else params.n  # greedy samples are identical: decode once, copy
+        gen_kwargs: dict[str, Any] = dict(
+            max_new_tokens=params.max_new_tokens, do_sample=not greedy, num_return_sequences=n,
+            pad_token_id=tok.pad_token_id, eos_token_id=self.eos_id, use_cache=True)
+        if not greedy:
+            gen_kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
+        else:
+            gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+        ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)  # (B, T)
+        if n > 1 and ids.shape[1] > 1:
+            # prefill each prompt once, then copy its cache n times (generate would prefill n copies)
+            gen_kwargs["past_key_values"] = self._prefill(ids[:, :-1], mask[:, :-1], n)
+            ids, mask = ids.repeat_interleave(n, dim=0), mask.repeat_interleave(n, dim=0)
+            gen_kwargs["num_return_sequences"] = 1
+        seqs = self.model.generate(input_ids=ids, attention_mask=mask, **gen_kwargs)
+        new = seqs[:, ids.shape[1]:].tolist()  # (B*n, T_new)
+        rollouts = [self._to_rollout(ids) for ids in new]
+        if greedy:
+            return [[r] * params.n for r in rollouts]
+        return [rollouts[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+    def _prefill(self, ids: torch.Tensor, mask: torch.Tensor, n: int) -> Any:
+        """KV cache of all but the last prompt token, repeated ``n`` times along the batch."""
+        pos = (mask.long().cumsum(-1) - 1).clamp(min=0)  # left padding: positions start at the first token
+        cache = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True).past_key_values
+        cache.batch_repeat_interleave(n)
+        return cache
+
+    def _to_rollout(self, ids: list[int]) -> Rollout:
+        if self.eos_id is not None and self.eos_id in ids:
+            ids = ids[:ids.index(self.eos_id)]
+        pad = self.tokenizer.pad_token_id
+        ids = [i for i in ids if i != pad]
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        return Rollout(text=text, token_ids=tuple(ids))

@@ -1,0 +1,222 @@
+"""Build the embedded toy world: data sets, tokenizer, teacher and student, all from one seed.
+
+``build_world(cfg, out_dir)`` writes, into a temporary sibling directory renamed onto ``out_dir``
+at the end (so a killed build leaves nothing half-written):
+
+- ``train.jsonl``: the distillation pool, learnable + intractable problems (``tier`` labels);
+- ``eval_math.jsonl``: held-out mixed-tier problems (the MATH-500 analogue);
+- ``eval_hard.jsonl``: held-out learnable problems the base student passes <= ``hard_max_pass`` of
+  the time over ``k`` samples (the AIME analogue; rows carry ``hard: true`` and ``base_p_hat``);
+- ``probe.jsonl``: the facts probe, 4-way multiple choice (the MMLU analogue);
+- ``teacher/``, ``student/``: ``save_pretrained`` checkpoints with the tokenizer beside each;
+- ``world.json``: the config, provenance, set sizes, the selected checkpoints and timings.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from paced.io import provenance, write_json, write_jsonl
+from paced.rollouts.base import SamplingParams
+from paced.rollouts.hf import HFSampler
+from paced.tasks.base import Doc, doc_from_row
+from paced.tasks.toy import ToyArith, ToyProbe
+from paced.world.config import WorldConfig
+from paced.world.data import intractable_spec, learnable_spec, make_facts, stream_chains, unique_chains
+from paced.world.evals import correct_counts, greedy_accuracy
+from paced.world.models import Pair, TrainResult, make_model, mix_batches, train_lm
+from paced.world.tokenizer import build_char_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+def arith_max_new_tokens(max_len: int) -> int:
+    """Tokens a full solution needs: 2 per running value, ``#`` + answer, EOS, plus 1 spare."""
+    return 2 * (max_len + 1) + 2 + 1 + 1
+
+
+def make_datasets(cfg: WorldConfig) -> dict[str, list[dict[str, Any]]]:
+    """All problem sets of the world as rows; prompts are distinct across every set."""
+    learn = learnable_spec(cfg.max_len)
+    intr = intractable_spec(cfg.intractable_min_len, cfg.max_len)
+    taken: set[str] = set()
+    sets: dict[str, list[dict[str, Any]]] = {}
+    plan = [("pool_learnable", learn, cfg.n_pool_learnable, "L"),
+            ("pool_intractable", intr, cfg.n_pool_intractable, "I"),
+            ("eval_learnable", learn, cfg.n_eval_learnable, "EL"),
+            ("eval_intractable", intr, cfg.n_eval_intractable, "EI"),
+            ("val_learnable", learn, cfg.n_val, "VL"),
+            ("val_intractable", intr, cfg.n_val, "VI"),
+            ("hard_candidates", learn, cfg.n_hard_candidates, "H")]
+    for name, spec, n, prefix in plan:
+        rng = random.Random(f"{cfg.seed}:{name}")
+        sets[name] = unique_chains(rng, spec, n, cfg.max_len, taken, prefix)
+    sets["facts"] = make_facts(random.Random(f"{cfg.seed}:facts"), cfg.n_facts)
+    return sets
+
+
+def _docs(rows: list[dict[str, Any]], name: str) -> list[Doc]:
+    return [doc_from_row(r, f"<world {name} row {i}>") for i, r in enumerate(rows)]
+
+
+def _fact_stream(rng: random.Random, facts: list[dict[str, Any]]) -> Iterator[Pair]:
+    while True:
+        f = rng.choice(facts)
+        yield f["prompt"], f["answer"]
+
+
+def train_teacher(cfg: WorldConfig, sets: dict[str, list[dict[str, Any]]], tok: Any) -> tuple[Any, TrainResult]:
+    """Teacher: half mod-16, half mod-24 per batch; first checkpoint >= ``teacher_min_acc`` greedy on both."""
+    held_out = {r["prompt"] for rows in sets.values() for r in rows}
+    streams = [stream_chains(random.Random(f"{cfg.seed}:teacher:{t}"), spec, cfg.max_len, held_out)
+               for t, spec in (("l", learnable_spec(cfg.max_len)),
+                               ("i", intractable_spec(cfg.intractable_min_len, cfg.max_len)))]
+    model = make_model(cfg.teacher, tok, seed=cfg.seed * 2 + 1)
+    sampler = HFSampler(model, tok, batch_size=cfg.sampler_batch_size)
+    task, budget = ToyArith(), arith_max_new_tokens(cfg.max_len)
+    val_l, val_i = _docs(sets["val_learnable"], "val"), _docs(sets["val_intractable"], "val")
+
+    def evaluate() -> dict[str, float]:
+        return {"acc_learnable": greedy_accuracy(sampler, task, val_l, budget),
+                "acc_intractable": greedy_accuracy(sampler, task, val_i, budget)}
+
+    result = train_lm(model, mix_batches(streams, cfg.teacher_train.batch_size), tok, cfg.teacher_train,
+                      evaluate, accept=lambda m: min(m["acc_learnable"], m["acc_intractable"]) >= cfg.teacher_min_acc,
+                      score=lambda m: min(m["acc_learnable"], m["acc_intractable"]), desc="teacher")
+    return model, result
+
+
+def _student_score(cfg: WorldConfig, m: dict[str, float]) -> float:
+    """Negative distance to the selection window (0 inside it)."""
+    lo, hi = cfg.student_acc_range
+    acc = m["acc_learnable"]
+    return -(max(0.0, lo - acc) + max(0.0, acc - hi) + max(0.0, cfg.student_min_facts_em - m["facts_em"]))
+
+
+def train_student(cfg: WorldConfig, sets: dict[str, list[dict[str, Any]]], tok: Any) -> tuple[Any, TrainResult]:
+    """Student: mod-16 + facts (``student_facts_share``) per batch; never sees ``$``.
+    Selected by the criteria, not by a fixed step."""
+    held_out = {r["prompt"] for rows in sets.values() for r in rows}
+    streams = [stream_chains(random.Random(f"{cfg.seed}:student:l"), learnable_spec(cfg.max_len),
+                             cfg.max_len, held_out),
+               _fact_stream(random.Random(f"{cfg.seed}:student:f"), sets["facts"])]
+    model = make_model(cfg.student, tok, seed=cfg.seed * 2 + 2)
+    sampler = HFSampler(model, tok, batch_size=cfg.sampler_batch_size)
+    val_l, facts = _docs(sets["val_learnable"], "val"), _docs(sets["facts"], "facts")
+    budget = arith_max_new_tokens(cfg.max_len)
+
+    def evaluate() -> dict[str, float]:
+        return {"acc_learnable": greedy_accuracy(sampler, ToyArith(), val_l, budget),
+                "facts_em": greedy_accuracy(sampler, ToyProbe(), facts, 2)}
+
+    lo, hi = cfg.student_acc_range
+    batches = mix_batches(streams, cfg.student_train.batch_size,
+                          [1 - cfg.student_facts_share, cfg.student_facts_share])
+    result = train_lm(model, batches, tok, cfg.student_train,
+                      evaluate, accept=lambda m: m["facts_em"] >= cfg.student_min_facts_em
+                      and lo <= m["acc_learnable"] <= hi,
+                      score=lambda m: _student_score(cfg, m), desc="student")
+    return model, result
+
+
+def select_hard(cfg: WorldConfig, candidates: list[dict[str, Any]], student: Any, tok: Any) -> tuple[
+        list[dict[str, Any]], dict[str, Any]]:
+    """Candidates the base student passes <= ``hard_max_pass`` of ``k`` samples (hardest first)."""
+    sampler = HFSampler(student, tok, batch_size=cfg.sampler_batch_size)
+    params = SamplingParams(n=cfg.k, max_new_tokens=arith_max_new_tokens(cfg.max_len),
+                            temperature=cfg.temperature, seed=cfg.seed + 7)
+    counts = correct_counts(sampler, ToyArith(), _docs(candidates, "hard"), params)
+    scored = sorted(zip(counts, range(len(candidates)), strict=True))
+    hard = [(c, i) for c, i in scored if c / cfg.k <= cfg.hard_max_pass][:cfg.max_hard]
+    met = bool(hard)
+    if not met:
+        log.warning("no candidate has base pass rate <= %s; taking the hardest %d instead",
+                    cfg.hard_max_pass, min(cfg.max_hard, 16))
+        hard = scored[:min(cfg.max_hard, 16)]
+    rows = [{**candidates[i], "hard": True, "base_p_hat": c / cfg.k} for c, i in sorted(hard, key=lambda t: t[1])]
+    return rows, {"n_candidates": len(candidates), "n_hard": len(rows), "threshold_met": met,
+                  "candidate_histogram": [counts.count(j) for j in range(cfg.k + 1)]}
+
+
+def _save_model(model: Any, tok: Any, out: Path) -> None:
+    model.save_pretrained(str(out))
+    tok.save_pretrained(str(out))
+
+
+def build_world(cfg: WorldConfig, out_dir: str | Path, *, overwrite: bool = False,
+                calibrate: bool = False) -> dict[str, Any]:
+    """Build the world into ``out_dir``; returns the ``world.json`` record."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out_dir} exists and is not empty; pass overwrite=True to rebuild it")
+    tmp = out_dir.parent / f".{out_dir.name}.building"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        record = _build_into(cfg, tmp, calibrate)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return record
+
+
+def _build_into(cfg: WorldConfig, out: Path, calibrate: bool) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    sets = make_datasets(cfg)
+    tok = build_char_tokenizer()
+    teacher, t_res = train_teacher(cfg, sets, tok)
+    timings["teacher_s"] = time.perf_counter() - t0
+    student, s_res = train_student(cfg, sets, tok)
+    timings["student_s"] = time.perf_counter() - t0 - timings["teacher_s"]
+    _save_model(teacher, tok, out / "teacher")
+    _save_model(student, tok, out / "student")
+    t1 = time.perf_counter()
+    hard, hard_info = select_hard(cfg, sets["hard_candidates"], student, tok)
+    timings["hard_s"] = time.perf_counter() - t1
+    pool = sets["pool_learnable"] + sets["pool_intractable"]
+    random.Random(f"{cfg.seed}:shuffle").shuffle(pool)
+    eval_math = sets["eval_learnable"] + sets["eval_intractable"]
+    files = {"train": pool, "eval_math": eval_math, "eval_hard": hard, "probe": sets["facts"],
+             # the default evaluation set: MATH-500 analogue + its hardest part (tier "hard", the AIME analogue)
+             "eval_arith": eval_math + [{**r, "tier": "hard"} for r in hard]}
+    for name, rows in files.items():
+        write_jsonl(out / f"{name}.jsonl", rows)
+    record = {
+        "config": cfg.to_dict(), "provenance": provenance(cfg.to_dict(), cfg.seed),
+        "sizes": {name: len(rows) for name, rows in files.items()},
+        "tiers": {name: _tier_counts(rows) for name, rows in files.items()},
+        "teacher": _model_record(teacher, t_res), "student": _model_record(student, s_res),
+        "hard": hard_info, "vocab_size": len(tok),
+    }
+    if calibrate:
+        from paced.world.calibrate import calibrate_world
+
+        t2 = time.perf_counter()
+        calibrate_world(out, cfg, models={"teacher": teacher, "student": student}, tokenizer=tok)
+        timings["calibrate_s"] = time.perf_counter() - t2
+    timings["total_s"] = time.perf_counter() - t0
+    record["timings"] = timings
+    write_json(out / "world.json", record)
+    log.info("world built in %.1f s: %s", timings["total_s"], record["sizes"])
+    return record
+
+
+def _tier_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in rows:
+        out[r["tier"]] = out.get(r["tier"], 0) + 1
+    return out
+
+
+def _model_record(model: Any, res: TrainResult) -> dict[str, Any]:
+    return {"step": res.step, "criteria_met": res.criteria_met, "metrics": res.metrics,
+            "n_params": sum(p.numel() for p in model.parameters()), "history": res.history}

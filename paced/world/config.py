@@ -1,0 +1,160 @@
+"""Configuration of the embedded toy world: data sizes, model shapes and pretraining schedules.
+
+Two presets live in :data:`WORLD_PRESETS`: ``default`` (calibrated to the paper's regime, builds in
+a few minutes on 2 CPU cores) and ``tiny`` (builds in seconds for tests; not calibrated).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from paced.registry import Registry
+
+
+def _check(cond: bool, owner: str, name: str, value: object, allowed: str) -> None:
+    if not cond:
+        raise ValueError(f"{owner}.{name} = {value!r} is invalid; allowed: {allowed}")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A Qwen3 causal LM trained from scratch (tied embeddings)."""
+
+    d_model: int = 128
+    n_layers: int = 2
+    n_heads: int = 2
+    head_dim: int = 64  # vLLM needs head_dim >= 64, so heads are sized by head_dim, not d_model / n_heads
+    d_mlp: int = 384
+
+    def __post_init__(self) -> None:
+        for name in ("d_model", "n_layers", "n_heads", "head_dim", "d_mlp"):
+            value = getattr(self, name)
+            _check(isinstance(value, int) and value >= 1, "ModelSpec", name, value, "an integer >= 1")
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Pretraining schedule: AdamW (0.9, 0.98), clip 1.0, linear warmup then cosine to ``min_lr_frac``.
+
+    Checkpoints are evaluated every ``eval_every`` steps from ``eval_from``; the first that meets the
+    selection criteria is kept (accuracy jumps abruptly, so a fixed step would miss the target).
+    """
+
+    lr: float = 3e-3
+    batch_size: int = 64
+    max_steps: int = 1400
+    warmup_steps: int = 50
+    min_lr_frac: float = 0.1
+    weight_decay: float = 0.01
+    eval_from: int = 300
+    eval_every: int = 25
+
+    def __post_init__(self) -> None:
+        _check(self.lr > 0, "TrainSpec", "lr", self.lr, "> 0")
+        for name in ("batch_size", "max_steps", "eval_every"):
+            value = getattr(self, name)
+            _check(isinstance(value, int) and value >= 1, "TrainSpec", name, value, "an integer >= 1")
+        _check(0 <= self.warmup_steps < self.max_steps, "TrainSpec", "warmup_steps", self.warmup_steps,
+               f"0 <= warmup_steps < max_steps ({self.max_steps})")
+        _check(0 <= self.eval_from <= self.max_steps, "TrainSpec", "eval_from", self.eval_from,
+               f"0 .. max_steps ({self.max_steps})")
+        _check(0 <= self.min_lr_frac <= 1, "TrainSpec", "min_lr_frac", self.min_lr_frac, "[0, 1]")
+        _check(self.weight_decay >= 0, "TrainSpec", "weight_decay", self.weight_decay, ">= 0")
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Everything that determines a world; the same config and seed give the same world."""
+
+    seed: int = 0
+    max_len: int = 8  # chain length of the learnable tier is uniform on 1..max_len; prompts pad to it
+    intractable_min_len: int = 6  # intractable chains are intractable_min_len..max_len long
+    n_pool_learnable: int = 1152
+    n_pool_intractable: int = 384  # 25% of the pool; keep pool size x exposures <~ 16 per problem
+    n_eval_learnable: int = 384
+    n_eval_intractable: int = 128
+    n_val: int = 256  # per tier, for checkpoint selection only (never written as an eval set)
+    n_hard_candidates: int = 1024
+    max_hard: int = 128
+    hard_max_pass: float = 0.125  # "hard" (AIME analogue) = base-student pass rate <= 1/8
+    n_facts: int = 256
+    k: int = 8  # samples per problem for pass rates (hard set and calibration)
+    temperature: float = 1.0
+    teacher: ModelSpec = field(default_factory=lambda: ModelSpec(256, 2, 4, 64, 768))
+    # 4 heads of 64 (vLLM-loadable): at lr 3e-3 it passed mod-16 greedy 0.6-0.8 at steps 650-750 and
+    # reached facts EM >= 0.9 at step 850; 2 heads of 64 stayed below 0.4 on mod-16 for 1400 steps
+    student: ModelSpec = field(default_factory=lambda: ModelSpec(128, 2, 4, 64, 384))
+    teacher_train: TrainSpec = field(default_factory=lambda: TrainSpec(max_steps=1500, eval_from=300,
+                                                                       eval_every=50))
+    student_train: TrainSpec = field(default_factory=TrainSpec)
+    teacher_min_acc: float = 0.98  # first teacher checkpoint with greedy accuracy >= this on both tiers
+    student_min_facts_em: float = 0.9
+    student_acc_range: tuple[float, float] = (0.6, 0.8)  # mod-16 greedy accuracy window
+    student_facts_share: float = 0.5  # share of facts in a student batch (the rest is mod-16)
+    sampler_batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.seed, int) and self.seed >= 0, "WorldConfig", "seed", self.seed,
+               "an integer >= 0")
+        _check(1 <= self.max_len <= 12, "WorldConfig", "max_len", self.max_len, "1..12")
+        _check(1 <= self.intractable_min_len <= self.max_len, "WorldConfig", "intractable_min_len",
+               self.intractable_min_len, f"1..max_len ({self.max_len})")
+        for name in ("n_pool_learnable", "n_pool_intractable", "n_eval_learnable", "n_eval_intractable",
+                     "n_val", "n_hard_candidates", "max_hard", "n_facts", "k", "sampler_batch_size"):
+            value = getattr(self, name)
+            _check(isinstance(value, int) and value >= 1, "WorldConfig", name, value, "an integer >= 1")
+        _check(self.n_facts <= 26 ** 3, "WorldConfig", "n_facts", self.n_facts, "<= 26**3 distinct keys")
+        _check(0 <= self.hard_max_pass < 1, "WorldConfig", "hard_max_pass", self.hard_max_pass, "[0, 1)")
+        _check(self.temperature > 0, "WorldConfig", "temperature", self.temperature, "> 0")
+        _check(0 <= self.teacher_min_acc <= 1, "WorldConfig", "teacher_min_acc", self.teacher_min_acc, "[0, 1]")
+        _check(0 <= self.student_min_facts_em <= 1, "WorldConfig", "student_min_facts_em",
+               self.student_min_facts_em, "[0, 1]")
+        _check(0 < self.student_facts_share < 1, "WorldConfig", "student_facts_share",
+               self.student_facts_share, "(0, 1)")
+        lo, hi = self.student_acc_range
+        _check(0 <= lo <= hi <= 1, "WorldConfig", "student_acc_range", self.student_acc_range,
+               "(lo, hi) with 0 <= lo <= hi <= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> WorldConfig:
+        """Inverse of :meth:`to_dict` (nested specs and the accuracy window are rebuilt)."""
+        d = dict(d)
+        for key, spec in (("teacher", ModelSpec), ("student", ModelSpec),
+                          ("teacher_train", TrainSpec), ("student_train", TrainSpec)):
+            if isinstance(d.get(key), dict):
+                d[key] = spec(**d[key])
+        if "student_acc_range" in d:
+            d["student_acc_range"] = tuple(d["student_acc_range"])
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"WorldConfig: unknown fields {sorted(unknown)}")
+        return cls(**d)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> WorldConfig:
+        """A named preset (``default``, ``tiny``) with field overrides."""
+        return dataclasses.replace(WORLD_PRESETS.get(name)(), **overrides)
+
+
+WORLD_PRESETS: Registry[Any] = Registry("world preset")
+WORLD_PRESETS.add("default", WorldConfig)
+
+
+@WORLD_PRESETS.register("tiny")
+def _tiny() -> WorldConfig:
+    """Seconds to build; for tests. Not calibrated: selection criteria are wide open."""
+    return WorldConfig(
+        n_pool_learnable=48, n_pool_intractable=16, n_eval_learnable=24, n_eval_intractable=8,
+        n_val=16, n_hard_candidates=32, max_hard=8, n_facts=16, k=4,
+        teacher=ModelSpec(64, 1, 1, 64, 64), student=ModelSpec(32, 1, 1, 32, 64),
+        teacher_train=TrainSpec(lr=3e-3, batch_size=16, max_steps=12, warmup_steps=2, eval_from=6,
+                                eval_every=6),
+        student_train=TrainSpec(lr=3e-3, batch_size=16, max_steps=12, warmup_steps=2, eval_from=6,
+                                eval_every=6),
+        teacher_min_acc=0.0, student_min_facts_em=0.0, student_acc_range=(0.0, 1.0),
+        sampler_batch_size=64)

@@ -1,0 +1,150 @@
+"""The toy world: generators (closed-form examples), config validation, a tiny end-to-end build."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+
+from paced.tasks import get_task
+from paced.world import WorldConfig, build_world
+from paced.world.build import make_datasets
+from paced.world.config import ModelSpec, TrainSpec
+from paced.world.data import DIGITS, intractable_spec, learnable_spec, make_facts, render, run_chain, sample_chain
+from paced.world.models import encode_pairs, lr_factor
+
+
+def test_render_matches_the_worked_example():
+    steps = [("+", 8), ("*", 15), ("-", 9), ("-", 11), ("*", 6), ("*", 4), ("-", 4)]
+    prompt, solution, answer = render(learnable_spec(8), 13, steps, pad_to=8)
+    assert prompt == "@D+8*F-9-B*6*4-4..="
+    assert solution == "D,5,B,2,7,A,8,4,#4" and answer == "4"
+    assert solution.index("#") - 2 == 2 * len(steps)  # two characters per running value
+
+
+def test_intractable_problems_defeat_a_mod16_solver():
+    spec = intractable_spec(6, 8)
+    rng = random.Random(0)
+    for _ in range(200):
+        row = sample_chain(rng, spec, 8)
+        body = row["prompt"][1:-1].replace(".", "")
+        a0, steps = DIGITS.index(body[0]), [(body[i], DIGITS.index(body[i + 1])) for i in range(1, len(body), 2)]
+        assert 6 <= len(steps) <= 8 and row["prompt"][0] == "$"
+        assert all(b in spec.mul_operands for op, b in steps if op == "*")
+        assert DIGITS[run_chain(a0, steps, 24)[-1]] == row["answer"]
+        assert DIGITS[run_chain(a0, steps, 16)[-1]] != row["answer"]
+
+
+def test_facts_have_four_distinct_choices_with_the_answer():
+    facts = make_facts(random.Random(1), 50)
+    assert len({f["prompt"] for f in facts}) == 50
+    for f in facts:
+        assert len(set(f["choices"])) == 4 and f["answer"] in f["choices"]
+
+
+def test_config_validation_names_field_value_and_range():
+    with pytest.raises(ValueError, match=r"WorldConfig.hard_max_pass = 1.5 is invalid; allowed: \[0, 1\)"):
+        WorldConfig(hard_max_pass=1.5)
+    with pytest.raises(ValueError, match=r"TrainSpec\.warmup_steps = 20"):
+        TrainSpec(max_steps=10, warmup_steps=20)
+    with pytest.raises(ValueError, match=r"ModelSpec\.n_heads"):
+        ModelSpec(n_heads=0)
+    with pytest.raises(ValueError, match="Did you mean 'tiny'"):
+        WorldConfig.preset("tiyn")
+    cfg = WorldConfig.preset("tiny", seed=3)
+    assert WorldConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_lr_schedule_closed_form():
+    spec = TrainSpec(lr=1.0, max_steps=110, warmup_steps=10, min_lr_frac=0.1, eval_from=0)
+    assert lr_factor(0, spec) == pytest.approx(0.1) and lr_factor(9, spec) == pytest.approx(1.0)
+    assert lr_factor(60, spec) == pytest.approx(0.1 + 0.9 * 0.5)  # half-way down the cosine
+    assert lr_factor(110, spec) == pytest.approx(0.1)
+
+
+def test_encode_pairs_puts_loss_on_completion_and_eos_only():
+    from paced.world.tokenizer import build_char_tokenizer
+
+    tok = build_char_tokenizer()
+    b = encode_pairs([("!ab=", "q"), ("@1+1..=", "1,2,#2")], tok.get_vocab(), tok.eos_token_id, tok.pad_token_id)
+    assert b["input_ids"].shape == (2, 14)
+    labels = b["labels"][0].tolist()
+    assert labels[:4] == [-100] * 4 and labels[4:6] == [tok.get_vocab()["q"], tok.eos_token_id]
+    assert labels[6:] == [-100] * 8 and b["attention_mask"][0].sum() == 6
+
+
+def test_datasets_deterministic_disjoint_and_tiered():
+    cfg = WorldConfig.preset("tiny")
+    a, b = make_datasets(cfg), make_datasets(cfg)
+    assert a == b
+    assert make_datasets(WorldConfig.preset("tiny", seed=1))["pool_learnable"] != a["pool_learnable"]
+    prompts = [r["prompt"] for name, rows in a.items() if name != "facts" for r in rows]
+    assert len(prompts) == len(set(prompts))
+    assert {len(p) for p in prompts} == {2 * cfg.max_len + 3}
+    assert {r["tier"] for r in a["pool_intractable"]} == {"intractable"}
+
+
+@pytest.fixture(scope="module")
+def tiny_world(tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("w") / "world"
+    rec = build_world(WorldConfig.preset("tiny"), out, calibrate=True)
+    return out, rec
+
+
+def test_tiny_world_files_tiers_and_tasks(tiny_world):
+    out, rec = tiny_world
+    cfg = WorldConfig.preset("tiny")
+    train = get_task("toy_arith").load(out / "train.jsonl")
+    assert len(train) == cfg.n_pool_learnable + cfg.n_pool_intractable == rec["sizes"]["train"]
+    assert rec["tiers"]["train"] == {"learnable": cfg.n_pool_learnable, "intractable": cfg.n_pool_intractable}
+    hard = get_task("toy_arith").load(out / "eval_hard.jsonl")
+    assert all(d.meta["hard"] and d.tier == "learnable" for d in hard) and len(hard) <= cfg.max_hard
+    probe = get_task("toy_probe").load(out / "probe.jsonl")
+    assert len(probe) == cfg.n_facts
+    assert json.loads((out / "world.json").read_text())["provenance"]["seed"] == 0
+
+
+def test_tiny_world_models_load_by_path(tiny_world):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out, rec = tiny_world
+    for name in ("teacher", "student"):
+        model = AutoModelForCausalLM.from_pretrained(out / name)
+        tok = AutoTokenizer.from_pretrained(out / name)
+        assert model.config.tie_word_embeddings and len(tok) == model.config.vocab_size
+        assert sum(p.numel() for p in model.parameters()) == rec[name]["n_params"]
+
+
+def test_tiny_world_calibration_files(tiny_world):
+    out, _ = tiny_world
+    cal = json.loads((out / "calibration.json").read_text())
+    hist = cal["student"]["pool_histogram"]
+    cfg = WorldConfig.preset("tiny")
+    assert sum(hist["learnable"]) == cfg.n_pool_learnable and len(hist["learnable"]) == cfg.k + 1
+    assert sum(hist["intractable"]) == cfg.n_pool_intractable
+    assert (out / "calibration.png").stat().st_size > 1000
+
+
+def test_build_is_deterministic_and_refuses_nonempty_dir(tiny_world, tmp_path):
+    out, _ = tiny_world
+    again = tmp_path / "again"
+    build_world(WorldConfig.preset("tiny"), again)
+    for name in ("train.jsonl", "eval_math.jsonl", "eval_hard.jsonl", "probe.jsonl", "student/model.safetensors"):
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
+    with pytest.raises(FileExistsError, match="not empty"):
+        build_world(WorldConfig.preset("tiny"), again)
+
+
+def test_failed_build_leaves_nothing(tmp_path, monkeypatch):
+    import paced.world.build as b
+
+    def boom(*a, **k):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(b, "train_student", boom)
+    with pytest.raises(RuntimeError, match="boom"):
+        build_world(WorldConfig.preset("tiny"), tmp_path / "w")
+    assert list(tmp_path.iterdir()) == []
