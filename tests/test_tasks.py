@@ -152,3 +152,15 @@ def test_local_path_missing_or_malformed(tmp_path):
     bad.write_text('{"problem": "x", "answer": "1"}\n{not json\n')
     with pytest.raises(DataError, match=r"broken\.jsonl"):
         get_task("aime25").load(bad)
+
+
+def test_mmlu_scores_letters_after_a_space():
+    from paced.evaluation.prepare import mc_continuations
+    from paced.tasks import get_task
+
+    task = get_task("mmlu")
+    doc = task.row_to_doc({"question": "2+2?", "choices": ["3", "4", "5", "6"], "answer": 1, "subject": "m"}, 0, "t")
+    assert mc_continuations(task, doc) == ["A", "B", "C", "D"]
+    assert task.target_delimiter == " "
+    assert task.format_prompt(doc).endswith("Answer:")
+    assert task.check(doc, " B") and not task.check(doc, " A")

@@ -28,6 +28,7 @@ class MMLU(Task):
     hub_name = "cais/mmlu"
     hub_config = "all"
     hub_split = "test"
+    target_delimiter = " "  # scored continuations are " A", " B", ... after "Answer:", as lm-eval's mmlu
 
     def __init__(self, subjects: Sequence[str] | None = None) -> None:
         self.subjects = tuple(subjects) if subjects is not None else None
@@ -36,6 +37,10 @@ class MMLU(Task):
         lines = [doc.prompt.strip()]
         lines += [f"{LETTERS[i]}. {c}" for i, c in enumerate(doc.choices or ())]
         return "\n".join(lines) + "\nAnswer:"
+
+    def mc_continuations(self, doc: Doc) -> list[str]:
+        """Multiple choice scores the choice letters, not the choice texts (lm-eval's MMLU convention)."""
+        return list(LETTERS[: len(doc.choices or ())])
 
     def extract_answer(self, completion: str) -> str | None:
         m = re.search(r"\b([A-J])\b", completion)
