@@ -49,3 +49,21 @@ def check_model_available(name: str, *, key: str = "model") -> str:
             f"Pre-fetch it on a machine with network (`hf download {name}`, then copy ~/.cache/huggingface "
             f"or set HF_HOME), or set {key} to a local model directory")
     return "hub"
+
+
+def check_dataset_available(name: str, *, key: str = "data") -> str:
+    """``"local"``, ``"cached"`` or ``"hub"`` for a data set path or hub id; offline + uncached: ``ValueError``."""
+    if Path(name).exists():
+        return "local"
+    if not _HUB_ID.match(name):
+        raise ValueError(f"{key}={name!r}: no such file, and it is not a hub data set id of the form 'org/name'")
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    if (Path(HF_HUB_CACHE) / f"datasets--{name.replace('/', '--')}").is_dir():
+        return "cached"
+    if hub_offline():
+        raise ValueError(
+            f"{key}={name!r}: the data set is not in the local Hugging Face cache and the hub is offline. "
+            f"Pre-fetch it on a machine with network (`hf download {name} --repo-type dataset`, then copy the "
+            f"cache or set HF_HOME), or set {key} to a local jsonl file in the same schema")
+    return "hub"

@@ -84,8 +84,12 @@ def _encode(tokenizer: Any, task: Task, docs: Sequence[Doc], refs: Mapping[str, 
 
 def measure_snr(student: torch.nn.Module, teacher: torch.nn.Module, tokenizer: Any, task: Task,
                 docs: Sequence[Doc], references: Mapping[str, str], p_hat: Mapping[str, float],
-                heldout: Sequence[Doc], cfg: SNRConfig) -> dict[str, Any]:
-    """Binned gradient SNR (overall and per tier) and held-out alignment; a JSON-ready dict."""
+                heldout: Sequence[Doc], cfg: SNRConfig, heldout_task: Task | None = None) -> dict[str, Any]:
+    """Binned gradient SNR (overall and per tier) and held-out alignment; a JSON-ready dict.
+
+    ``heldout`` docs (of ``heldout_task``, default ``task``) with a gold solution give the reference gradient.
+    """
+    htask = heldout_task or task
     pool = [d for d in docs if d.id in references and d.id in p_hat]
     if len(pool) < 2:
         raise ValueError(f"SNR needs >= 2 problems with a reference and a pass rate; got {len(pool)}")
@@ -96,11 +100,11 @@ def measure_snr(student: torch.nn.Module, teacher: torch.nn.Module, tokenizer: A
     student.eval()
     grads = per_example_gradients(student, loss_fn, _encode(tokenizer, task, sample, references),
                                   sketch_dim=cfg.sketch_dim, seed=cfg.seed).double().numpy()
-    held = [d for d in heldout if task.reference(d)][: cfg.heldout_problems]
+    held = [d for d in heldout if htask.reference(d)][: cfg.heldout_problems]
     ref_grad = None
     if held:
-        hg = per_example_gradients(student, loss_fn, _encode(tokenizer, task, held,
-                                                             {d.id: task.reference(d) for d in held}),
+        hg = per_example_gradients(student, loss_fn, _encode(tokenizer, htask, held,
+                                                             {d.id: htask.reference(d) for d in held}),
                                    sketch_dim=cfg.sketch_dim, seed=cfg.seed, desc="held-out gradients")
         ref_grad = hg.double().mean(0).numpy()
     p = np.array([p_hat[d.id] for d in sample])

@@ -17,6 +17,19 @@ from paced.trainer import DistillConfig, distill
 log = logging.getLogger(__name__)
 
 
+def suite_task(suite: Mapping[str, Any], name: str, model: str) -> Any:
+    """The task ``name`` as the suite's models see it: wrapped in ``model``'s chat template when
+    ``models.chat_template`` is on (prompts then match between sampling, training and evaluation)."""
+    from paced.tasks import get_task
+
+    return get_task(name, chat_tokenizer=model if suite["models"]["chat_template"] else None)
+
+
+def chat_kwargs(suite: Mapping[str, Any], model: str) -> dict[str, Any]:
+    """``get_task`` keyword arguments for ``model`` (the chat tokenizer, when the suite uses chat templates)."""
+    return {"chat_tokenizer": model} if suite["models"]["chat_template"] else {}
+
+
 def distill_config(suite: Mapping[str, Any], method: str, seed: int, *, passrates: str, references: str
                    ) -> DistillConfig:
     """The :class:`DistillConfig` of run (``method``, ``seed``) under the resolved suite dict."""

@@ -164,3 +164,28 @@ def test_mmlu_scores_letters_after_a_space():
     assert task.target_delimiter == " "
     assert task.format_prompt(doc).endswith("Answer:")
     assert task.check(doc, " B") and not task.check(doc, " A")
+
+
+def test_chat_task_templates_prompts_and_delegates_checking(tmp_path):
+    from paced.tasks import get_task
+    from paced.world.tokenizer import ASCII_ALPHABET, save_char_tokenizer
+
+    save_char_tokenizer(tmp_path, ASCII_ALPHABET, chat=True)
+    plain, chat = get_task("math500"), get_task("math500", chat_tokenizer=str(tmp_path))
+    doc = plain.load("tests/fixtures/math500.jsonl")[0]
+    assert chat.format_prompt(doc) == f"<|im_start|>user\n{plain.format_prompt(doc)}<|im_end|>\n<|im_start|>assistant\n"
+    good = f"so \\boxed{{{doc.answer}}}"
+    assert chat.check(doc, good) and plain.check(doc, good)
+    assert not chat.check(doc, "\\boxed{definitely wrong}")
+    assert chat.name == "math500" and chat.kind == "generate"
+
+
+def test_chat_task_needs_a_chat_template(tmp_path):
+    import pytest
+
+    from paced.tasks import get_task
+    from paced.world.tokenizer import save_char_tokenizer
+
+    save_char_tokenizer(tmp_path)  # no chat template
+    with pytest.raises(ValueError, match="no chat template"):
+        get_task("toy_arith", chat_tokenizer=str(tmp_path))

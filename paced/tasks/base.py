@@ -136,11 +136,53 @@ class Task(ABC):
         return [[self.check(d, c) for c in comps] for d, comps in zip(docs, completions, strict=True)]
 
 
+class ChatTask(Task):
+    """A task whose prompts go through a tokenizer's chat template (one user turn + generation prompt).
+
+    Everything but :meth:`format_prompt` is delegated to the wrapped task, so answer checking stays in
+    one place; every consumer (sampler, trainer, lm-eval tasks, SNR) sees the templated prompt.
+    """
+
+    def __init__(self, inner: Task, tokenizer: Any) -> None:
+        if getattr(tokenizer, "chat_template", None) is None:
+            raise ValueError(f"models.chat_template is on, but the tokenizer of {tokenizer.name_or_path!r} has no "
+                             f"chat template; set models.chat_template: false or use a chat model's tokenizer")
+        self.inner, self.tokenizer = inner, tokenizer
+        self.name, self.kind = inner.name, inner.kind  # type: ignore[misc]
+
+    def format_prompt(self, doc: Doc) -> str:
+        messages = [{"role": "user", "content": self.inner.format_prompt(doc)}]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def extract_answer(self, completion: str) -> str | None:
+        return self.inner.extract_answer(completion)
+
+    def check(self, doc: Doc, completion: str) -> bool:
+        return self.inner.check(doc, completion)
+
+    def reference(self, doc: Doc) -> str | None:
+        return self.inner.reference(doc)
+
+    def load(self, source: str | Path) -> list[Doc]:
+        return self.inner.load(source)
+
+    def __getattr__(self, key: str) -> Any:  # task-specific hooks (mc_continuations, target_delimiter, ...)
+        return getattr(self.__dict__["inner"], key)
+
+
 TASKS: Registry[type[Task]] = Registry("task")
 
 
-def get_task(name: str, **kwargs: Any) -> Task:
-    """Instantiate a registered task by name (``ValueError`` with suggestions if unknown)."""
+def get_task(name: str, *, chat_tokenizer: str | None = None, **kwargs: Any) -> Task:
+    """Instantiate a registered task by name (``ValueError`` with suggestions if unknown).
+
+    ``chat_tokenizer`` (a tokenizer path or hub id) wraps the task in :class:`ChatTask`.
+    """
     import paced.tasks  # noqa: F401  -- importing the package registers the built-in tasks
 
-    return TASKS.get(name)(**kwargs)
+    task = TASKS.get(name)(**kwargs)
+    if chat_tokenizer is None:
+        return task
+    from transformers import AutoTokenizer
+
+    return ChatTask(task, AutoTokenizer.from_pretrained(chat_tokenizer))

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from paced.evaluation import evaluate_tasks, write_eval_result
 from paced.runlog import run_cell, setup_logging
+from paced.suite_runs import chat_kwargs
 from paced.trainer.checkpoint import checkpoint_dir
 
 setup_logging(snakemake.log[0])  # noqa: F821
@@ -25,6 +26,7 @@ def evaluate() -> None:
     for k, tasks in groups.items():
         results = evaluate_tasks(
             model, {t["task"]: t["path"] for t in tasks}, k=k, seed=seed, method=method, step=step,
+            task_kwargs={t["task"]: chat_kwargs(suite, model) for t in tasks},
             model_name=f"{method}/seed{seed}/step{step}", max_new_tokens=ev["max_new_tokens"],
             temperature=ev["temperature"], batch_size=ev["batch_size"], dtype=models["dtype"],
             backend=suite["sampling"]["backend"], limit=min((t["limit"] or 10**9) for t in tasks) if any(

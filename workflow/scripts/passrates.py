@@ -3,6 +3,7 @@ from pathlib import Path
 
 from paced.runlog import run_cell, setup_logging
 from paced.stages import estimate_pass_rates
+from paced.suite_runs import suite_task
 from paced.trainer.checkpoint import checkpoint_dir
 
 setup_logging(snakemake.log[0])  # noqa: F821
@@ -16,7 +17,8 @@ samp, pr, out = suite["sampling"], suite["passrate"], snakemake.output  # noqa: 
 
 def estimate() -> None:
     estimate_pass_rates(
-        model, suite["train_task"], suite["train_path"], out.rates, summary_path=out.summary, k=pr["k"],
+        model, suite_task(suite, suite["train_task"], model), suite["train_path"], out.rates,
+        summary_path=out.summary, k=pr["k"],
         smoothing=pr["smoothing"], max_new_tokens=samp["max_new_tokens"], temperature=samp["temperature"],
         seed=suite["world"]["seed"], sampler=samp["backend"], sampler_kwargs={"batch_size": samp["batch_size"]})
 
