@@ -30,10 +30,13 @@ def chat_kwargs(suite: Mapping[str, Any], model: str) -> dict[str, Any]:
     return {"chat_tokenizer": model} if suite["models"]["chat_template"] else {}
 
 
-def distill_config(suite: Mapping[str, Any], method: str, seed: int, *, passrates: str, references: str
+def distill_config(suite: Mapping[str, Any], method: str, seed: int, *, passrates: str | None, references: str
                    ) -> DistillConfig:
     """The :class:`DistillConfig` of run (``method``, ``seed``) under the resolved suite dict."""
     train, samp, models = suite["train"], suite["sampling"], suite["models"]
+    spec = suite["method_specs"][method]
+    if spec["weight_source"] == "pass_rate" and spec["k"] != suite["passrate"]["k"]:
+        passrates = None  # the base file holds passrate.k rollouts; this method estimates its own K before step 1
     device = "cuda" if suite["resources"]["gpus_train"] > 0 else "cpu"
     return DistillConfig(
         student=suite["student"], teacher=suite["teacher"], task=suite["train_task"], data=suite["train_path"],

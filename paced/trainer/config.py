@@ -14,8 +14,10 @@ from typing import Any
 import torch
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-DEVICES = ("cpu", "auto")
+DEVICES = ("cpu", "cuda", "auto")  # cuda: fail before any work if no GPU is visible (validate_run)
 TEACHER_CACHES = ("none", "memory")
+FUSED_MODES = ("auto", "on", "off")
+FUSED_AUTO_MIN_VOCAB = 32768  # "auto" fuses from here: one fp32 [T, V] logits tensor is ≥ 128 kB a token
 # Backends that can sample the in-training student (they take a live model object).
 LIVE_SAMPLERS = ("hf",)
 
@@ -41,6 +43,16 @@ class DistillConfig:
     ``save_steps``: checkpoints besides the final one. ``teacher_cache``: ``memory`` computes the
     teacher's logits on each fixed reference once (exact: one unpadded forward per problem) and
     keeps them in RAM up to ``teacher_cache_max_gb``; ``none`` recomputes them every step.
+    ``fused``: compute divergences from hidden states and ``lm_head`` chunk by chunk
+    (:mod:`paced.fused`; the full [T, V] logits never exist); ``auto`` fuses when the vocabulary
+    has ≥ 32,768 entries. Same loss and gradients as the logits path. With ``fused`` on, the
+    in-memory teacher cache is not used (it holds dense [T, V] log-probs); use a shared cache file.
+    ``teacher_cache_path``: a :class:`paced.teacher_cache.TeacherCache` ``.npz`` written once by
+    :func:`paced.trainer.cache_stage.build_teacher_cache` from this teacher on these references and
+    read by every method and seed (teacher-forced stages with a separate teacher only; it takes
+    precedence over ``teacher_cache``). ``teacher_cache_top_k``: the top-k it was built with
+    (None = exact); checked when the file loads. A top-k cache serves ``forward_kl`` stages only;
+    other teacher-forced stages compute the teacher live.
     """
 
     student: str
@@ -67,6 +79,10 @@ class DistillConfig:
     dtype: str = "float32"
     teacher_cache: str = "memory"
     teacher_cache_max_gb: float = 2.0
+    fused: str = "auto"
+    fused_chunk_size: int = 256  # tokens per [n, V] chunk on the fused path (~0.16 GB fp32 at V = 151,936)
+    teacher_cache_path: str | None = None
+    teacher_cache_top_k: int | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -101,6 +117,15 @@ class DistillConfig:
                  ", ".join(TEACHER_CACHES))
         _require(self.teacher_cache_max_gb >= 0, "teacher_cache_max_gb", self.teacher_cache_max_gb,
                  "[0, inf)")
+        _require(self.fused in FUSED_MODES, "fused", self.fused, ", ".join(FUSED_MODES))
+        _require(_is_int(self.fused_chunk_size) and self.fused_chunk_size >= 1, "fused_chunk_size",
+                 self.fused_chunk_size, "integers >= 1")
+        _require(self.teacher_cache_path is None or (isinstance(self.teacher_cache_path, str)
+                                                     and bool(self.teacher_cache_path)),
+                 "teacher_cache_path", self.teacher_cache_path, "None or a non-empty path")
+        _require(self.teacher_cache_top_k is None or (_is_int(self.teacher_cache_top_k)
+                                                      and self.teacher_cache_top_k >= 1),
+                 "teacher_cache_top_k", self.teacher_cache_top_k, "None (exact) or integers >= 1")
 
     @property
     def torch_dtype(self) -> torch.dtype:

@@ -6,10 +6,23 @@ score it with the teacher and the student. The loss is ``weighted_loss(ℓ, w, n
 the micro-batch, with ℓᵢ the token-mean divergence on problem i's response tokens. Problems with
 weight 0 are not forwarded at all (their ℓ is a constant 0): exact, because a zero weight drops the
 term from every normalisation.
+
+Fused path (``DistillConfig.fused``; ``auto`` = vocabularies of ≥ 32,768): the student's final hidden
+states on the response positions go through :func:`paced.fused.fused_divergence` with its
+``lm_head``, chunk by chunk, so no [B, R, V] logits exist; the teacher enters as hidden states +
+its ``lm_head`` (or as cached log-probs). ``grad_weights`` = the normalised weights, which makes the
+fused backward a rescale of gradients formed in the forward pass. Same loss and gradients as the
+logits path (tests/test_trainer_fused.py).
+
+Teacher: a shared cache file (``teacher_cache_path``) for teacher-forced stages of a separate
+teacher; otherwise live (the logits path may use the in-memory cache). Never cached: the
+self-teacher (it is the moving student) and on-policy samples (they change every step).
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,14 +30,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from paced.fused import causal_lm_hidden, fused_divergence
 from paced.methods import MethodSpec, StageSpec
 from paced.rollouts.base import Sampler, SamplingParams
 from paced.tasks.base import Doc, Task
-from paced.trainer.batches import collate, response_logits
-from paced.trainer.config import DistillConfig
+from paced.teacher_cache import forward_kl_from_cache
+from paced.trainer.batches import Batch, collate, response_logits
+from paced.trainer.config import FUSED_AUTO_MIN_VOCAB, DistillConfig
 from paced.trainer.teacher import TeacherScorer
 from paced.trainer.weights import PassRateState
 from paced.weighting import weighted_loss
+
+log = logging.getLogger(__name__)
 
 
 def derive_seed(seed: int, step: int, purpose: int, rank: int = 0) -> int:
@@ -79,6 +96,66 @@ def sample_responses(ctx: StepContext, docs: Sequence[Doc], step: int) -> list[l
     return out
 
 
+@functools.cache
+def _warn_once(message: str) -> None:
+    log.warning(message)
+
+
+def use_fused(config: DistillConfig, model: torch.nn.Module) -> bool:
+    """Whether this step takes the fused path: ``on``/``off``, or ``auto`` by the student's vocabulary.
+
+    A wrapped model (DDP/FSDP under ``accelerate launch``) takes the logits path: the fused path
+    reads the inner model's hidden states, which would bypass the wrapper's gradient sync.
+    """
+    if config.fused == "off":
+        return False
+    if hasattr(model, "module"):
+        _warn_once(f"fused={config.fused!r}: the student is wrapped ({type(model).__name__}); using the logits path")
+        return False
+    if config.fused == "on":
+        return True
+    head = model.get_output_embeddings()
+    return head is not None and int(head.weight.shape[0]) >= FUSED_AUTO_MIN_VOCAB
+
+
+def teacher_inputs(ctx: StepContext, ids: list[str], prompts: list[list[int]], responses: list[list[int]],
+                   stage: StageSpec, fused: bool) -> dict[str, Any]:
+    """The teacher as keyword arguments of a divergence: ``teacher_logits`` [b, R, V] (live, or exact
+    cached log-probs), ``teacher_cache`` (a batched top-k entry, forward KL only), or, on the fused path,
+    ``teacher_hidden`` [b, R, H'] + ``teacher_weight`` + ``teacher_bias``."""
+    config = ctx.config
+    if config.teacher_cache_path and ctx.method.teacher == "separate" and not stage.on_policy:
+        cache = ctx.teacher.load_shared(config.teacher_cache_path, config.teacher_cache_top_k)
+        if cache.top_k is None or cache.top_k >= cache.vocab_size or stage.divergence == "forward_kl":
+            entry = ctx.teacher.shared_entry(ids, responses, ctx.device)
+            return {"teacher_logits": entry.logp} if entry.exact else {"teacher_cache": entry}
+        _warn_once(f"the top-k teacher cache serves forward_kl only; {stage.divergence} stages compute the "
+                   "teacher live")
+    if fused:
+        hidden, weight, bias = ctx.teacher.hidden(prompts, responses, device=ctx.device)
+        return {"teacher_hidden": hidden, "teacher_weight": weight, "teacher_bias": bias}
+    return {"teacher_logits": ctx.teacher.logits(ids, prompts, responses, cacheable=not stage.on_policy,
+                                                 device=ctx.device)}
+
+
+def per_sequence_divergence(ctx: StepContext, batch: Batch, teacher: dict[str, Any], stage: StageSpec,
+                            fused: bool, grad_weights: torch.Tensor) -> torch.Tensor:
+    """ℓ [b]: token-mean divergence of each sequence's response, from logits or fused from hidden states."""
+    mask = batch.response_mask
+    if fused:
+        hidden, weight, bias = causal_lm_hidden(ctx.model, batch.input_ids, batch.attention_mask,
+                                                batch.position_ids)
+        r = batch.response_len
+        return fused_divergence(stage.divergence, student_hidden=hidden[:, -r - 1:-1], student_weight=weight,
+                                student_bias=bias, mask=mask, chunk_size=ctx.config.fused_chunk_size,
+                                grad_weights=grad_weights, **teacher, **dict(stage.params))
+    student = response_logits(ctx.model, batch)  # (b, R, V)
+    if "teacher_cache" in teacher:
+        return forward_kl_from_cache(student, teacher["teacher_cache"], mask, chunk_size=ctx.config.chunk_size)
+    return stage.build()(student_logits=student, teacher_logits=teacher["teacher_logits"], mask=mask,
+                         chunk_size=ctx.config.chunk_size)
+
+
 def batch_loss(ctx: StepContext, docs: Sequence[Doc], weights: np.ndarray, stage: StageSpec,
                step: int) -> torch.Tensor:
     """Scalar weighted loss of the micro-batch ``docs`` with raw weights ``weights`` [B]."""
@@ -88,14 +165,15 @@ def batch_loss(ctx: StepContext, docs: Sequence[Doc], weights: np.ndarray, stage
         responses = sample_responses(ctx, live_docs, step)
     else:
         responses = [ctx.references[d.id] for d in live_docs]
-    s_prompts = [ctx.student_ids[d.id] for d in live_docs]
-    t_prompts = [ctx.teacher_ids[d.id] for d in live_docs]
+    ids = [d.id for d in live_docs]
+    s_prompts = [ctx.student_ids[i] for i in ids]
+    t_prompts = [ctx.teacher_ids[i] for i in ids]
     batch = collate(s_prompts, responses, ctx.pad_id).to(ctx.device)
-    student = response_logits(ctx.model, batch)  # (b, R, V)
-    teacher = ctx.teacher.logits([d.id for d in live_docs], t_prompts, responses,
-                                 cacheable=not stage.on_policy, device=ctx.device)  # (b, R, V)
-    per_seq = stage.build()(student_logits=student, teacher_logits=teacher, mask=batch.response_mask,
-                            chunk_size=ctx.config.chunk_size)  # (b,)
+    fused = use_fused(ctx.config, ctx.model)
+    teacher = teacher_inputs(ctx, ids, t_prompts, responses, stage, fused)
+    w_live = torch.as_tensor(np.asarray(weights, dtype=np.float64)[live], dtype=torch.float32)  # (b,)
+    grad_weights = w_live / w_live.sum().clamp_min(1e-30)  # ∝ ∂loss/∂ℓ under every normalisation
+    per_seq = per_sequence_divergence(ctx, batch, teacher, stage, fused, grad_weights)  # (b,)
     full = torch.zeros(len(docs), dtype=per_seq.dtype, device=per_seq.device)
     full = full.index_copy(0, torch.as_tensor(live, device=per_seq.device), per_seq)  # (B,)
     return weighted_loss(full, torch.as_tensor(weights, dtype=full.dtype), ctx.method.kernel.normalisation)

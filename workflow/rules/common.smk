@@ -1,4 +1,6 @@
 # Shared by every rule: the resolved, validated suite config and output paths.
+from pathlib import Path
+
 from snakemake.exceptions import WorkflowError
 
 from paced.suite import resolve_suite
@@ -28,4 +30,6 @@ def all_outputs():
     outs = [f"{R}/summary.csv", f"{R}/tables/done.flag", f"{R}/figures/done.flag"]
     if SUITE.snr.enabled:
         outs.append(f"{R}/snr/snr.json")
+    if Path(R).parent.name == "ablations":  # config/ablations/*.yaml write under results/ablations/<name>
+        outs.append(f"{R}/ablation_summary.csv")
     return outs

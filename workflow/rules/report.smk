@@ -49,3 +49,16 @@ rule figures:
         suite=SUITE.as_dict(),
     script:
         "../scripts/figures.py"
+
+
+rule ablation_summary:
+    input:
+        f"{R}/summary.csv",
+    output:
+        f"{R}/ablation_summary.csv",
+    log:
+        f"{LOGS}/ablation_summary.log",
+    params:
+        config=SUITE.as_dict()["config"],
+    script:
+        "../scripts/ablation_summary.py"
