@@ -30,8 +30,8 @@ def chat_kwargs(suite: Mapping[str, Any], model: str) -> dict[str, Any]:
     return {"chat_tokenizer": model} if suite["models"]["chat_template"] else {}
 
 
-def distill_config(suite: Mapping[str, Any], method: str, seed: int, *, passrates: str | None, references: str
-                   ) -> DistillConfig:
+def distill_config(suite: Mapping[str, Any], method: str, seed: int, *, passrates: str | None, references: str,
+                   teacher_cache: str | None = None) -> DistillConfig:
     """The :class:`DistillConfig` of run (``method``, ``seed``) under the resolved suite dict."""
     train, samp, models = suite["train"], suite["sampling"], suite["models"]
     spec = suite["method_specs"][method]
@@ -44,7 +44,9 @@ def distill_config(suite: Mapping[str, Any], method: str, seed: int, *, passrate
         passrates=passrates, steps=train["steps"], batch_size=train["batch_size"], lr=train["lr"],
         warmup_steps=train["warmup_steps"], save_steps=tuple(s for s in train["save_steps"] if s < train["steps"]),
         seed=seed, sampler="hf", sampler_batch_size=samp["batch_size"], max_new_tokens=samp["max_new_tokens"],
-        temperature=samp["temperature"], chunk_size=train["chunk_size"], device=device, dtype=models["dtype"])
+        temperature=samp["temperature"], chunk_size=train["chunk_size"], device=device, dtype=models["dtype"],
+        teacher_cache_path=teacher_cache, teacher_cache_top_k=train["teacher_cache_top_k"],
+        chat_tokenizer=suite["student"] if models["chat_template"] else None)
 
 
 def run_distill(config: DistillConfig, method: Mapping[str, Any], *, accelerate_config: str | None = None,

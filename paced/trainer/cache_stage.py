@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 @torch.no_grad()
 def build_teacher_cache(teacher_path: str, task: str, data: str, references_path: str | None, out_path: str,
                         top_k: int | None = None, *, batch_size: int = 16, dtype: str = "float32",
-                        device: str = "cpu") -> TeacherCache:
+                        device: str = "cpu", chat_tokenizer: str | None = None) -> TeacherCache:
     """Score every reference of ``data`` with the teacher and write a :class:`TeacherCache` to ``out_path``.
 
     ``references_path``: a ``references.jsonl`` (rows ``{id, reference}``), or None for the task's
@@ -40,9 +40,10 @@ def build_teacher_cache(teacher_path: str, task: str, data: str, references_path
     if dtype not in DTYPES:
         raise ValueError(f"dtype={dtype!r} is not allowed; allowed: {', '.join(DTYPES)}")
     run = DistillConfig(student=teacher_path, teacher=teacher_path, task=task, data=data,
-                        out_dir=str(Path(out_path).parent), references=references_path)
+                        out_dir=str(Path(out_path).parent), references=references_path,
+                        chat_tokenizer=chat_tokenizer)
     method = get_method("uniform-fkl")  # any teacher-forced method with a separate teacher
-    task_obj = get_task(task)
+    task_obj = get_task(task, chat_tokenizer=chat_tokenizer)
     tokenizer = load_tokenizer(teacher_path)
     pool, refs = reference_ids(run, method, task_obj, task_obj.load(data), tokenizer)
     model = load_model(teacher_path, DTYPES[dtype], trainable=False).to(device)

@@ -84,6 +84,7 @@ class DistillConfig:
     teacher_cache_path: str | None = None
     teacher_cache_top_k: int | None = None
     progress: bool = True
+    chat_tokenizer: str | None = None  # wrap the task's prompts in this tokenizer's chat template
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "save_steps", tuple(sorted(set(self.save_steps))))

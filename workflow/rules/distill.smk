@@ -1,8 +1,28 @@
+rule teacher_cache:
+    input:
+        world_inputs(),
+        refs=f"{R}/references/references.jsonl",
+    output:
+        cache=f"{R}/references/teacher_cache.npz",
+    log:
+        f"{LOGS}/teacher_cache.log",
+    benchmark:
+        f"{BENCH}/teacher_cache.tsv"
+    params:
+        suite=SUITE.as_dict(),
+    threads: 1
+    resources:
+        gpu=SUITE.resources.gpus_sample,
+    script:
+        "../scripts/teacher_cache.py"
+
+
 rule distill:
     input:
         world_inputs(),
         rates=f"{R}/passrates/base/passrates.jsonl",
         refs=f"{R}/references/references.jsonl",
+        cache=f"{R}/references/teacher_cache.npz",
     output:
         run=f"{R}/runs/{{method}}/seed{{seed}}/run.json",
     log:
