@@ -107,6 +107,17 @@ def test_tiny_world_files_tiers_and_tasks(tiny_world):
     assert json.loads((out / "world.json").read_text())["provenance"]["seed"] == 0
 
 
+def test_student_learns_facts_first_then_mixes(tiny_world):
+    _, rec = tiny_world
+    hist = rec["student"]["history"]
+    cfg = WorldConfig.preset("tiny")
+    assert hist[0]["phase"] == "facts_first" and hist[0]["step"] == cfg.student_facts_first_steps
+    assert "facts_em" in hist[0] and "acc_learnable" not in hist[0]
+    assert all("acc_learnable" in m for m in hist[1:]) and len(hist) > 1
+    with pytest.raises(ValueError, match="student_facts_first_steps"):
+        WorldConfig(student_facts_first_steps=-1)
+
+
 def test_tiny_world_models_load_by_path(tiny_world):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

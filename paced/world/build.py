@@ -27,7 +27,7 @@ from paced.rollouts.base import SamplingParams
 from paced.rollouts.hf import HFSampler
 from paced.tasks.base import Doc, doc_from_row
 from paced.tasks.toy import ToyArith, ToyProbe
-from paced.world.config import WorldConfig
+from paced.world.config import TrainSpec, WorldConfig
 from paced.world.data import intractable_spec, learnable_spec, make_facts, stream_chains, unique_chains
 from paced.world.evals import correct_counts, greedy_accuracy
 from paced.world.models import Pair, TrainResult, make_model, mix_batches, train_lm
@@ -100,8 +100,8 @@ def _student_score(cfg: WorldConfig, m: dict[str, float]) -> float:
 
 
 def train_student(cfg: WorldConfig, sets: dict[str, list[dict[str, Any]]], tok: Any) -> tuple[Any, TrainResult]:
-    """Student: mod-16 + facts (``student_facts_share``) per batch; never sees ``$``.
-    Selected by the criteria, not by a fixed step."""
+    """Student: ``student_facts_first_steps`` facts-only steps, then mod-16 + facts (``student_facts_share``)
+    per batch; never sees ``$``. Selected by the criteria, not by a fixed step."""
     held_out = {r["prompt"] for rows in sets.values() for r in rows}
     streams = [stream_chains(random.Random(f"{cfg.seed}:student:l"), learnable_spec(cfg.max_len),
                              cfg.max_len, held_out),
@@ -115,6 +115,17 @@ def train_student(cfg: WorldConfig, sets: dict[str, list[dict[str, Any]]], tok: 
         return {"acc_learnable": greedy_accuracy(sampler, ToyArith(), val_l, budget),
                 "facts_em": greedy_accuracy(sampler, ToyProbe(), facts, 2)}
 
+    pre_history: list[dict[str, float]] = []
+    if cfg.student_facts_first_steps:
+        n = cfg.student_facts_first_steps
+        spec = TrainSpec(lr=cfg.student_train.lr, batch_size=cfg.student_train.batch_size, max_steps=n,
+                         warmup_steps=min(20, n - 1), eval_from=n, eval_every=n, min_lr_frac=1.0,
+                         weight_decay=cfg.student_train.weight_decay)
+        facts_only = mix_batches([_fact_stream(random.Random(f"{cfg.seed}:student:ff"), sets["facts"])],
+                                 spec.batch_size)
+        pre = train_lm(model, facts_only, tok, spec, lambda: {"facts_em": greedy_accuracy(
+            sampler, ToyProbe(), facts, 2)}, accept=lambda m: True, score=lambda m: 0.0, desc="student facts")
+        pre_history = [{**m, "phase": "facts_first"} for m in pre.history]  # type: ignore[dict-item]
     lo, hi = cfg.student_acc_range
     batches = mix_batches(streams, cfg.student_train.batch_size,
                           [1 - cfg.student_facts_share, cfg.student_facts_share])
@@ -122,6 +133,7 @@ def train_student(cfg: WorldConfig, sets: dict[str, list[dict[str, Any]]], tok: 
                       evaluate, accept=lambda m: m["facts_em"] >= cfg.student_min_facts_em
                       and lo <= m["acc_learnable"] <= hi,
                       score=lambda m: _student_score(cfg, m), desc="student")
+    result.history = pre_history + result.history  # steps of the mixed phase count from 1 after the facts phase
     return model, result
 
 
