@@ -4,7 +4,10 @@
 #   snakemake --report results/report.html                  # HTML report of every figure and table
 import os
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
+
+from paced.safety import describe_schema_error
 
 # CPU torch stalls 2-5x in OpenMP spin-waits without this; every job inherits it.
 os.environ.setdefault("GOMP_SPINCOUNT", "1000")
@@ -15,7 +18,10 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+try:
+    validate(config, "workflow/schemas/config.schema.yaml")
+except WorkflowError as err:  # one line naming the key, not the whole failing sub-schema
+    raise WorkflowError(f"invalid config: {describe_schema_error(err)}") from None
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/world.smk"

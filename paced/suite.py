@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
-from paced.hub import check_model_available
+from paced.hub import check_dataset_available, check_model_available
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
@@ -147,7 +147,7 @@ def _default_eval(world_dir: str) -> list[dict[str, Any]]:
 
 
 def _resolve_eval(cfg: Mapping[str, Any], world_dir: str | None) -> tuple[EvalTask, ...]:
-    from paced.tasks import TASKS, get_task
+    from paced.tasks import TASKS
 
     rows = cfg["data"].get("eval") or []
     if not rows:
@@ -161,7 +161,11 @@ def _resolve_eval(cfg: Mapping[str, Any], world_dir: str | None) -> tuple[EvalTa
         _check_name(f"{key}.name", row["name"].replace("_", "-"))
         if row["task"] not in TASKS:
             raise ValueError(f"{key}.task: {TASKS.unknown_message(row['task'])}")
-        path = row.get("path") or get_task(row["task"]).default_source()
+        path = row.get("path") or getattr(TASKS.get(row["task"]), "hub_name", None)
+        if not path:
+            raise ValueError(f"{key}.path: task {row['task']!r} has no default data set; give a jsonl path")
+        if world_dir is None:
+            check_dataset_available(str(path), key=f"{key}.path")
         tasks.append(EvalTask(name=row["name"], task=row["task"], path=str(path), k=int(row.get("k", 8)),
                               limit=row.get("limit")))
     names = [t.name for t in tasks]
@@ -213,9 +217,12 @@ def resolve_suite(cfg: Mapping[str, Any]) -> Suite:
 
     if data["train_task"] not in TASKS:
         raise ValueError(f"data.train_task: {TASKS.unknown_message(data['train_task'])}")
-    train_path = data.get("train_path") or (f"{world_dir}/train.jsonl" if builds else None)
-    if train_path is None:
+    train_path = data.get("train_path") or (f"{world_dir}/train.jsonl" if builds else
+                                            getattr(TASKS.get(data["train_task"]), "hub_name", None))
+    if not train_path:
         raise ValueError("data.train_path is required when world.preset is 'none' (a jsonl path or hub id)")
+    if not builds:
+        check_dataset_available(str(train_path), key="data.train_path")
     method_ids, specs = _resolve_methods(cfg)
     seeds = tuple(cfg["seeds"])
     if len(set(seeds)) != len(seeds):

@@ -24,11 +24,12 @@ log = logging.getLogger(__name__)
 
 
 def load_model_and_tokenizer(path: str | os.PathLike[str], dtype: torch.dtype = torch.float32,
-                             device: str = "cpu") -> tuple[Any, Any]:
+                             device: str = "cpu", trust_remote_code: bool = False) -> tuple[Any, Any]:
     """``AutoModelForCausalLM`` + ``AutoTokenizer`` from a local checkpoint directory or a hub name.
 
     A path that looks local (exists, or starts with ``.``/``/``) but holds no ``config.json``
     raises ``FileNotFoundError`` naming it, instead of a hub lookup for a misspelt directory.
+    ``trust_remote_code`` is passed explicitly (never ``None``: transformers would prompt on stdin).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -38,8 +39,9 @@ def load_model_and_tokenizer(path: str | os.PathLike[str], dtype: torch.dtype = 
         raise FileNotFoundError(
             f"model path {str(path)!r} is not a checkpoint directory (no config.json there); "
             "build the world first (paced.world.build_world) or pass the directory save_pretrained wrote")
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).to(device)
-    tok = AutoTokenizer.from_pretrained(str(path))
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype,
+                                                 trust_remote_code=trust_remote_code).to(device)
+    tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
     return model, tok
 
 

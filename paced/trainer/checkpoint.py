@@ -77,6 +77,16 @@ def latest_checkpoint(out_dir: str | os.PathLike[str]) -> Path | None:
     return max(found)[1] if found else None
 
 
+def remove_partial_checkpoints(out_dir: str | os.PathLike[str]) -> int:
+    """Delete the hidden ``.step<N>.*.tmp`` directories a killed save left behind; returns how many."""
+    root = Path(out_dir) / "checkpoints"
+    partial = [p for p in root.glob(".step*.tmp") if p.is_dir()] if root.is_dir() else []
+    for p in partial:
+        log.warning("removing a partial checkpoint left by a killed run: %s", p)
+        shutil.rmtree(p, ignore_errors=True)
+    return len(partial)
+
+
 def load_state(ckpt: str | os.PathLike[str]) -> dict[str, Any]:
     # weights_only=False: the state holds python/numpy RNG tuples written by this module.
     return torch.load(Path(ckpt) / STATE_FILE, map_location="cpu", weights_only=False)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from paced.io import provenance, write_json
+from paced.io import atomic_write_text, provenance, write_json
 from paced.methods import MethodSpec, load_method
 from paced.tasks.base import Doc, get_task
 from paced.trainer.batches import batch_indices
@@ -30,6 +30,7 @@ from paced.trainer.checkpoint import (
     checkpoint_dir,
     latest_checkpoint,
     load_state,
+    remove_partial_checkpoints,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -71,13 +72,19 @@ class RunLog:
             return
         rows = []
         if resume_step is not None and path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                row = json.loads(line)
+            lines = path.read_text(encoding="utf-8").splitlines()
+            for i, line in enumerate(lines):
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    if i < len(lines) - 1:
+                        raise
+                    log.warning("%s: dropping a truncated last line (the run was killed mid-write)", path)
+                    break
                 keep = row["step"] <= resume_step if row["event"] == "step" else row["step"] < resume_step
                 if keep:
                     rows.append(line + "\n")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(rows), encoding="utf-8")
+        atomic_write_text(path, "".join(rows))
 
     def write(self, row: dict[str, Any]) -> None:
         if self.enabled:
@@ -138,12 +145,14 @@ def distill(config: DistillConfig, method: MethodSpec | str | dict[str, Any], *,
     method = load_method(method)
     acc = make_accelerator(config)
     stage_steps = validate_run(config, method, acc.num_processes)  # before any weights load
-    task = get_task(config.task)
+    task = get_task(config.task, chat_tokenizer=config.chat_tokenizer)
     docs = task.load(config.data)
     out = Path(config.out_dir)
     if not method.stages:
         return _save_untouched(config, method, out, acc)
     ckpt = latest_checkpoint(out) if resume else None
+    if resume and acc.is_main_process:
+        remove_partial_checkpoints(out)
     if ckpt is None and acc.is_main_process and (out / "checkpoints").exists():
         log.warning("fresh run: removing old checkpoints in %s", out / "checkpoints")
         shutil.rmtree(out / "checkpoints")
@@ -196,6 +205,11 @@ def _run_steps(ctx: StepContext, acc: Any, optimizer: Any, scheduler: Any, docs:
 
 def _checkpoint(ctx: StepContext, acc: Any, optimizer: Any, scheduler: Any, step: int, skipped: int) -> None:
     state_dict = acc.get_state_dict(ctx.model)
+    # a finite loss can still leave NaN/inf weights (an overflowing update); never save them
+    bad = [k for k, v in (state_dict or {}).items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise NonFiniteLossError(f"non-finite parameters after step {step} ({', '.join(bad[:5])}); no checkpoint "
+                                 "was written from this step (lower train.lr or check the data)")
     if acc.is_main_process:
         state = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                  "rng": rng_state(), "passrate_state": ctx.state.state_dict(), "skipped_batches": skipped,

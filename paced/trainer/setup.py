@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from paced.hub import check_model_available
 from paced.methods import MethodSpec
 from paced.rollouts.base import SAMPLERS
 from paced.tasks.base import DataError, Doc, Task, get_task
@@ -35,7 +36,7 @@ def needs_live_sampler(config: DistillConfig, method: MethodSpec) -> bool:
 def _vocab_size(path: str) -> int:
     from transformers import AutoConfig
 
-    cfg = AutoConfig.from_pretrained(path)
+    cfg = AutoConfig.from_pretrained(path, trust_remote_code=False)  # explicit: None would prompt on stdin
     text_cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
     return int(text_cfg.vocab_size)
 
@@ -46,7 +47,7 @@ def _tokenizer_vocab(path: str) -> dict[str, int] | None:
         return None
     from transformers import AutoTokenizer
 
-    return dict(AutoTokenizer.from_pretrained(path).get_vocab())
+    return dict(AutoTokenizer.from_pretrained(path, trust_remote_code=False).get_vocab())
 
 
 def check_same_vocabulary(student: str, teacher: str) -> None:
@@ -62,10 +63,24 @@ def check_same_vocabulary(student: str, teacher: str) -> None:
                          f"(e.g. {diff}); token-level distillation needs one shared tokenizer")
 
 
+def check_device(device: str) -> None:
+    """Raise ``ValueError`` when ``device='cuda'`` is asked for but no CUDA GPU is visible."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("DistillConfig.device='cuda' (the suite sets it when resources.gpus_train > 0) but no "
+                         "CUDA GPU is visible to torch; run on a GPU node (check CUDA_VISIBLE_DEVICES and the "
+                         "torch CUDA build) or set resources.gpus_train: 0 to train on CPU")
+
+
 def validate_run(config: DistillConfig, method: MethodSpec, num_processes: int = 1) -> list[int]:
     """All checks that need no weights; returns the steps of each stage."""
+    check_device(config.device)
+    check_model_available(config.student, key="DistillConfig.student")
+    if method.stages and method.teacher == "separate" and config.teacher is not None:
+        check_model_available(config.teacher, key="DistillConfig.teacher")
     stage_steps = method.stage_steps(config.steps)
-    get_task(config.task)  # unknown task -> "did you mean"
+    get_task(config.task, chat_tokenizer=config.chat_tokenizer)  # unknown task -> "did you mean"
     if config.sampler is not None:
         SAMPLERS.get(config.sampler)  # unknown backend -> "did you mean"
     if needs_live_sampler(config, method):
@@ -92,20 +107,20 @@ def validate_run(config: DistillConfig, method: MethodSpec, num_processes: int =
     return stage_steps
 
 
-def load_model(path: str | Path, dtype: Any, trainable: bool) -> Any:
+def load_model(path: str | Path, dtype: Any, trainable: bool, trust_remote_code: bool = False) -> Any:
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, trust_remote_code=trust_remote_code)
     model.train(trainable)
     if not trainable:
         model.requires_grad_(False)
     return model
 
 
-def load_tokenizer(path: str | Path) -> Any:
+def load_tokenizer(path: str | Path, trust_remote_code: bool = False) -> Any:
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(path))
+    tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return tok
