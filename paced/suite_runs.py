@@ -25,6 +25,14 @@ def suite_task(suite: Mapping[str, Any], name: str, model: str) -> Any:
     return get_task(name, chat_tokenizer=model if suite["models"]["chat_template"] else None)
 
 
+def sampler_kwargs(suite: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of the sampler backend that the suite's stages build."""
+    kwargs: dict[str, Any] = {"batch_size": suite["sampling"]["batch_size"]}
+    if suite["sampling"]["backend"] == "hf":
+        kwargs["trust_remote_code"] = suite["models"]["trust_remote_code"]
+    return kwargs
+
+
 def chat_kwargs(suite: Mapping[str, Any], model: str) -> dict[str, Any]:
     """``get_task`` keyword arguments for ``model`` (the chat tokenizer, when the suite uses chat templates)."""
     return {"chat_tokenizer": model} if suite["models"]["chat_template"] else {}
@@ -46,7 +54,8 @@ def distill_config(suite: Mapping[str, Any], method: str, seed: int, *, passrate
         seed=seed, sampler="hf", sampler_batch_size=samp["batch_size"], max_new_tokens=samp["max_new_tokens"],
         temperature=samp["temperature"], chunk_size=train["chunk_size"], device=device, dtype=models["dtype"],
         teacher_cache_path=teacher_cache, teacher_cache_top_k=train["teacher_cache_top_k"],
-        chat_tokenizer=suite["student"] if models["chat_template"] else None)
+        chat_tokenizer=suite["student"] if models["chat_template"] else None,
+        trust_remote_code=models["trust_remote_code"])
 
 
 def run_distill(config: DistillConfig, method: Mapping[str, Any], *, accelerate_config: str | None = None,

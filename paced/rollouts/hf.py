@@ -56,11 +56,12 @@ class HFSampler(Sampler):
 
     def __init__(self, model: Any, tokenizer: Any = None, *, batch_size: int = 256, device: str = "cpu",
                  dtype: torch.dtype = torch.float32, add_special_tokens: bool = False,
-                 progress: bool = False) -> None:
+                 progress: bool = False, trust_remote_code: bool = False) -> None:
         if batch_size < 1:
             raise ValueError(f"HFSampler.batch_size must be >= 1, got {batch_size}")
         if isinstance(model, (str, os.PathLike)):
-            model, loaded_tok = load_model_and_tokenizer(model, dtype=dtype, device=device)
+            model, loaded_tok = load_model_and_tokenizer(model, dtype=dtype, device=device,
+                                                         trust_remote_code=trust_remote_code)
             tokenizer = tokenizer if tokenizer is not None else loaded_tok
         elif tokenizer is None:
             raise ValueError("HFSampler: pass a tokenizer with a model object (or pass a checkpoint path)")

@@ -85,6 +85,7 @@ class DistillConfig:
     teacher_cache_top_k: int | None = None
     progress: bool = True
     chat_tokenizer: str | None = None  # wrap the task's prompts in this tokenizer's chat template
+    trust_remote_code: bool = False  # run code shipped with a model repository (only if the config says so)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "save_steps", tuple(sorted(set(self.save_steps))))

@@ -224,8 +224,9 @@ def _save_untouched(config: DistillConfig, method: MethodSpec, out: Path, acc: A
     """A method with no stages (``base``) trains nothing: the student is saved as ``step0``."""
     path = checkpoint_dir(out, 0)
     if acc.is_main_process:
-        model = load_model(config.student, config.torch_dtype, trainable=False)
-        save_checkpoint(out, 0, model=model, tokenizer=load_tokenizer(config.student),
+        trc = config.trust_remote_code
+        model = load_model(config.student, config.torch_dtype, trainable=False, trust_remote_code=trc)
+        save_checkpoint(out, 0, model=model, tokenizer=load_tokenizer(config.student, trust_remote_code=trc),
                         state={"step": 0, "method": method.to_dict()})
         write_json(out / "run.json", {"method": method.to_dict(), "skipped_batches": 0, "last_loss": None,
                                       "stage_steps": [], "provenance": provenance(config.to_dict(), config.seed)})

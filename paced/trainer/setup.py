@@ -180,16 +180,18 @@ def build_context(config: DistillConfig, method: MethodSpec, task: Task, docs: S
 
     from paced.rollouts.base import get_sampler
 
-    tokenizer = load_tokenizer(config.student)
+    tokenizer = load_tokenizer(config.student, trust_remote_code=config.trust_remote_code)
     pool, refs = reference_ids(config, method, task, docs, tokenizer)
-    model = load_model(ckpt or config.student, config.torch_dtype, trainable=True)
+    model = load_model(ckpt or config.student, config.torch_dtype, trainable=True,
+                       trust_remote_code=config.trust_remote_code)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     warm = config.warmup_steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warm + 1)))
     model, optimizer = acc.prepare(model, optimizer)
     student = acc.unwrap_model(model)
     if method.teacher == "separate":
-        teacher_model = load_model(config.teacher, config.torch_dtype, trainable=False).to(acc.device)
+        teacher_model = load_model(config.teacher, config.torch_dtype, trainable=False,
+                                   trust_remote_code=config.trust_remote_code).to(acc.device)
         cache = int(config.teacher_cache_max_gb * 2**30) if config.teacher_cache == "memory" else 0
     else:
         teacher_model, cache = student, 0  # the current student, prompted with the answer; never cached

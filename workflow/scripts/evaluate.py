@@ -30,6 +30,7 @@ def evaluate(step: int) -> None:
             model_name=f"{method}/seed{seed}/step{step}", max_new_tokens=ev["max_new_tokens"],
             temperature=ev["temperature"], batch_size=ev["batch_size"], dtype=models["dtype"],
             backend=suite["sampling"]["backend"], limit=min(limits) if limits else None,
+            model_args={"trust_remote_code": models["trust_remote_code"]},
             samples_paths={t["task"]: out_dir / "samples" / f"{t['name']}.jsonl" for t in tasks})
         for t in tasks:
             write_eval_result(out_dir / f"{t['name']}.json", results[t["task"]])

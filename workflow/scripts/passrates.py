@@ -3,7 +3,7 @@ from pathlib import Path
 
 from paced.runlog import run_cell, setup_logging
 from paced.stages import estimate_pass_rates
-from paced.suite_runs import suite_task
+from paced.suite_runs import sampler_kwargs, suite_task
 from paced.trainer.checkpoint import checkpoint_dir
 
 setup_logging(snakemake.log[0])  # noqa: F821
@@ -20,7 +20,7 @@ def estimate() -> None:
         model, suite_task(suite, suite["train_task"], model), suite["train_path"], out.rates,
         summary_path=out.summary, k=pr["k"],
         smoothing=pr["smoothing"], max_new_tokens=samp["max_new_tokens"], temperature=samp["temperature"],
-        seed=suite["world"]["seed"], sampler=samp["backend"], sampler_kwargs={"batch_size": samp["batch_size"]})
+        seed=suite["world"]["seed"], sampler=samp["backend"], sampler_kwargs=sampler_kwargs(suite))
 
 
 if "method" in wc.keys():  # a failed run must not stop the grid: record it (the figures skip it)

@@ -1,0 +1,45 @@
+"""From config to runs: what the resolved suite hands to the trainer, samplers and lm-eval."""
+
+from __future__ import annotations
+
+import pytest
+from test_ablations import snakemake_config
+
+from paced.suite import resolve_suite
+from paced.suite_runs import chat_kwargs, distill_config, sampler_kwargs
+
+
+def _suite(override: dict) -> dict:
+    return resolve_suite(snakemake_config(override)).as_dict()
+
+
+def test_default_grid_cells_and_paths():
+    suite = resolve_suite(snakemake_config({}))
+    cells = suite.eval_cells()
+    assert ("base", 0, 0) in cells and ("paced-fkl", 2, 300) in cells
+    assert len(cells) == 3 + 6 * 3 * 2  # base per seed + methods x seeds x budgets
+    assert suite.train_path == "results/world/train.jsonl" and suite.student == "results/world/student"
+    assert [t.path for t in suite.eval_tasks] == ["results/world/eval_arith.jsonl", "results/world/probe.jsonl"]
+
+
+@pytest.mark.parametrize("flag", [False, True])
+def test_trust_remote_code_reaches_every_loader(flag):
+    suite = _suite({"models": {"trust_remote_code": flag}})
+    cfg = distill_config(suite, "paced-fkl", 0, passrates="p.jsonl", references="r.jsonl")
+    assert cfg.trust_remote_code is flag
+    assert sampler_kwargs(suite)["trust_remote_code"] is flag
+
+
+def test_suite_passrate_section_sets_method_k_and_refresh():
+    suite = _suite({"passrate": {"k": 16, "refresh": "every_n", "refresh_every": 50}})
+    paced, uniform = suite["method_specs"]["paced-fkl"], suite["method_specs"]["uniform-fkl"]
+    assert paced["k"] == 16 and paced["refresh"] == "every_n" and paced["refresh_every"] == 50
+    assert uniform["weight_source"] == "none" and uniform["refresh"] == "once"  # unweighted: never refreshed
+    cfg = distill_config(suite, "paced-fkl", 1, passrates="p.jsonl", references="r.jsonl", teacher_cache="c.npz")
+    assert cfg.passrates == "p.jsonl" and cfg.seed == 1 and cfg.teacher_cache_path == "c.npz"
+    assert cfg.out_dir == "results/runs/paced-fkl/seed1" and cfg.save_steps == (150,)
+
+
+def test_chat_template_flag_wraps_tasks():
+    assert chat_kwargs(_suite({}), "m") == {}
+    assert chat_kwargs(_suite({"models": {"chat_template": True}}), "m") == {"chat_tokenizer": "m"}
