@@ -76,3 +76,13 @@ def test_rerun_is_a_no_op(run: Path) -> None:
     proc = _snakemake("-n", "--configfile", ".test/config/config.yaml", "--config", f"results_dir={run}")
     assert proc.returncode == 0
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_html_report_bundles_figures_and_tables(run: Path) -> None:
+    report = run.parent / "report.html"
+    proc = _snakemake("--configfile", ".test/config/config.yaml", "--config", f"results_dir={run}",
+                      "--report", str(report))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = report.read_text(encoding="utf-8", errors="replace")
+    for name in ("snr.png", "kernels.png", "accuracy_step8.png", "table_step8.md", "summary.csv"):
+        assert name in html
