@@ -27,9 +27,9 @@ def suite_task(suite: Mapping[str, Any], name: str, model: str) -> Any:
 
 def sampler_kwargs(suite: Mapping[str, Any]) -> dict[str, Any]:
     """Keyword arguments of the sampler backend that the suite's stages build."""
-    kwargs: dict[str, Any] = {"batch_size": suite["sampling"]["batch_size"]}
-    if suite["sampling"]["backend"] == "hf":
-        kwargs["trust_remote_code"] = suite["models"]["trust_remote_code"]
+    kwargs: dict[str, Any] = {"trust_remote_code": suite["models"]["trust_remote_code"]}
+    if suite["sampling"]["backend"] == "hf":  # vLLM schedules its own batches
+        kwargs["batch_size"] = suite["sampling"]["batch_size"]
     return kwargs
 
 

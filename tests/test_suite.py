@@ -43,3 +43,10 @@ def test_suite_passrate_section_sets_method_k_and_refresh():
 def test_chat_template_flag_wraps_tasks():
     assert chat_kwargs(_suite({}), "m") == {}
     assert chat_kwargs(_suite({"models": {"chat_template": True}}), "m") == {"chat_tokenizer": "m"}
+
+
+def test_sampler_kwargs_per_backend():
+    hf = sampler_kwargs(_suite({}))
+    assert hf == {"trust_remote_code": False, "batch_size": 256}
+    vllm = {**_suite({}), "sampling": {**_suite({})["sampling"], "backend": "vllm"}}
+    assert sampler_kwargs(vllm) == {"trust_remote_code": False}  # VLLMSampler passes it on to vllm.LLM
