@@ -28,8 +28,9 @@ def suite_task(suite: Mapping[str, Any], name: str, model: str) -> Any:
 def sampler_kwargs(suite: Mapping[str, Any]) -> dict[str, Any]:
     """Keyword arguments of the sampler backend that the suite's stages build."""
     kwargs: dict[str, Any] = {"trust_remote_code": suite["models"]["trust_remote_code"]}
-    if suite["sampling"]["backend"] == "hf":  # vLLM schedules its own batches
+    if suite["sampling"]["backend"] == "hf":  # vLLM schedules its own batches and devices
         kwargs["batch_size"] = suite["sampling"]["batch_size"]
+        kwargs["device"] = "cuda" if suite["resources"]["gpus_sample"] > 0 else "cpu"
     return kwargs
 
 

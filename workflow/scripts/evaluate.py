@@ -31,6 +31,7 @@ def evaluate(step: int) -> None:
             temperature=ev["temperature"], batch_size=ev["batch_size"], dtype=models["dtype"],
             backend=suite["sampling"]["backend"], limit=min(limits) if limits else None,
             model_args={"trust_remote_code": models["trust_remote_code"]},
+            device="cuda" if suite["resources"]["gpus_eval"] > 0 else "cpu",
             samples_paths={t["task"]: out_dir / "samples" / f"{t['name']}.jsonl" for t in tasks})
         for t in tasks:
             write_eval_result(out_dir / f"{t['name']}.json", results[t["task"]])
