@@ -124,7 +124,13 @@ def _one_bin(g: np.ndarray, lo: float, hi: float, rng: np.random.Generator, n_bo
     boot = _bootstrap_snr(g @ g.T, counts, debias)
     tail = 100.0 * (1.0 - ci) / 2.0
     with np.errstate(invalid="ignore"):  # resamples of one repeated gradient give inf
-        ci_lo, ci_hi = np.nanpercentile(boot, [tail, 100.0 - tail]) if np.isfinite(boot).any() else (nan, nan)
+        if np.isfinite(boot).any():
+            q_lo, q_med, q_hi = np.nanpercentile(boot, [tail, 50.0, 100.0 - tail])
+            # resamples repeat problems, which inflates ‖ḡ*‖² (the debiasing assumes distinct draws), so the
+            # bootstrap distribution sits above the estimate: shift it by its median bias
+            ci_lo, ci_hi = q_lo - (q_med - point), q_hi - (q_med - point)
+        else:
+            ci_lo, ci_hi = nan, nan
     cosine = cosine_alignment(g.mean(axis=0), reference) if reference is not None else nan
     return SNRBin(float(lo), float(hi), n, point, float(ci_lo), float(ci_hi),
                   float(np.linalg.norm(g, axis=1).mean()), float(cosine))
@@ -138,8 +144,10 @@ def binned_gradient_snr(grads: Any, pass_rates: Any, bins: int | Sequence[float]
     ``grads`` [N, D] per-problem gradients; ``pass_rates`` [N] in [0, 1]; ``bins``: a number of
     equal-width bins on [0, 1] or explicit increasing edges (bins are [lo, hi), the last [lo, hi]).
     Each bin draws ``n_bootstrap`` resamples of its problems from ``np.random.default_rng(seed)``
-    and reports the (1 − ci)/2 and (1 + ci)/2 percentiles of the resampled SNR. Returns one
-    :class:`SNRBin` per bin, in order.
+    and reports the (1 − ci)/2 and (1 + ci)/2 percentiles of the resampled SNR, shifted by the
+    bootstrap's median bias (median of the resamples − the estimate): resampling with replacement
+    repeats problems and inflates ‖ḡ‖², so unshifted percentiles can lie entirely above the estimate.
+    Returns one :class:`SNRBin` per bin, in order.
     """
     g = _as_grads(grads)
     p = to_numpy64(pass_rates, "pass_rates")
