@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from paced.report.collect import BASE_METHOD, PROBE_TASKS
-from paced.report.stats import paired_difference
+from paced.report.stats import PAIRED_COLUMNS, paired_difference
 from paced.report.tables import at_budget, budgets, metric_scale, table_columns
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN = "reproduced", "not reproduced", "inconclusive", "not run"
@@ -38,21 +38,7 @@ DEFAULT_ROLES: Mapping[str, str] = {
     "two_stage": "paced-fkl-then-rkl",
     "oracle": "oracle-fkl",
 }
-VERDICT_COLUMNS = (
-    "claim",
-    "step",
-    "task",
-    "tier",
-    "metric",
-    "method",
-    "reference",
-    "n_pairs",
-    "mean_diff",
-    "ci_lo",
-    "ci_hi",
-    "verdict",
-    "detail",
-)
+VERDICT_COLUMNS = ("claim", *PAIRED_COLUMNS, "verdict", "detail")
 
 
 @dataclass(frozen=True)
