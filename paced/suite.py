@@ -158,7 +158,7 @@ def _resolve_eval(cfg: Mapping[str, Any], world_dir: str | None) -> tuple[EvalTa
     tasks = []
     for i, row in enumerate(rows):
         key = f"data.eval[{i}]"
-        _check_name(f"{key}.name", row["name"].replace("_", "-"))
+        _check_name(f"{key}.name", row["name"])
         if row["task"] not in TASKS:
             raise ValueError(f"{key}.task: {TASKS.unknown_message(row['task'])}")
         path = row.get("path") or getattr(TASKS.get(row["task"]), "hub_name", None)

@@ -22,7 +22,7 @@ def suite_task(suite: Mapping[str, Any], name: str, model: str) -> Any:
     ``models.chat_template`` is on (prompts then match between sampling, training and evaluation)."""
     from paced.tasks import get_task
 
-    return get_task(name, chat_tokenizer=model if suite["models"]["chat_template"] else None)
+    return get_task(name, **chat_kwargs(suite, model))
 
 
 def sampler_kwargs(suite: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ try:
 except ValueError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 
+SUITE_DICT = SUITE.as_dict()  # computed once; every rule hands it to its script
 R = SUITE.results_dir
 LOGS = SUITE.logs_dir
 BENCH = f"{R}/benchmarks"

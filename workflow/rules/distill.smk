@@ -9,7 +9,7 @@ rule teacher_cache:
     benchmark:
         f"{BENCH}/teacher_cache.tsv"
     params:
-        suite=SUITE.as_dict(),
+        suite=SUITE_DICT,
     threads: 1
     resources:
         gpu=SUITE.resources.gpus_sample,
@@ -30,7 +30,7 @@ rule distill:
     benchmark:
         f"{BENCH}/distill/{{method}}_seed{{seed}}.tsv"
     params:
-        suite=SUITE.as_dict(),
+        suite=SUITE_DICT,
         run_dir=lambda wc: f"{R}/runs/{wc.method}/seed{wc.seed}",
     threads: 1
     resources:

@@ -16,7 +16,7 @@ rule evaluate_base:
     benchmark:
         f"{BENCH}/eval/base_seed{{seed}}.tsv"
     params:
-        suite=SUITE.as_dict(),
+        suite=SUITE_DICT,
         method="base",
         steps=[0],
     threads: 1
@@ -38,7 +38,7 @@ rule evaluate_run:
     wildcard_constraints:
         method=r"(?!base$)[a-z0-9][a-z0-9._-]*",
     params:
-        suite=SUITE.as_dict(),
+        suite=SUITE_DICT,
         method=lambda wc: wc.method,
         steps=list(SUITE.budgets),
     threads: 1

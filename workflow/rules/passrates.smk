@@ -9,7 +9,7 @@ rule passrates_base:
     benchmark:
         f"{BENCH}/passrates_base.tsv"
     params:
-        suite=SUITE.as_dict(),
+        suite=SUITE_DICT,
     threads: 1
     resources:
         gpu=SUITE.resources.gpus_sample,
@@ -28,7 +28,7 @@ rule references:
     benchmark:
         f"{BENCH}/references.tsv"
     params:
-        suite=SUITE.as_dict(),
+        suite=SUITE_DICT,
     threads: 1
     resources:
         gpu=SUITE.resources.gpus_sample,
@@ -45,7 +45,7 @@ rule passrates_after:
     log:
         f"{LOGS}/passrates/{{method}}_seed{{seed}}.log",
     params:
-        suite=SUITE.as_dict(),
+        suite=SUITE_DICT,
     threads: 1
     resources:
         gpu=SUITE.resources.gpus_sample,

@@ -27,7 +27,7 @@ rule tables:
     log:
         f"{LOGS}/tables.log",
     params:
-        suite=SUITE.as_dict(),
+        suite=SUITE_DICT,
     script:
         "../scripts/tables.py"
 
@@ -46,7 +46,7 @@ rule figures:
     log:
         f"{LOGS}/figures.log",
     params:
-        suite=SUITE.as_dict(),
+        suite=SUITE_DICT,
     script:
         "../scripts/figures.py"
 
@@ -59,6 +59,6 @@ rule ablation_summary:
     log:
         f"{LOGS}/ablation_summary.log",
     params:
-        config=SUITE.as_dict()["config"],
+        config=SUITE_DICT["config"],
     script:
         "../scripts/ablation_summary.py"

@@ -10,7 +10,7 @@ rule snr:
     benchmark:
         f"{BENCH}/snr.tsv"
     params:
-        suite=SUITE.as_dict(),
+        suite=SUITE_DICT,
     threads: 1
     resources:
         gpu=SUITE.resources.gpus_train,

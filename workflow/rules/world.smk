@@ -6,7 +6,7 @@ rule build_world:
     benchmark:
         f"{BENCH}/build_world.tsv"
     params:
-        suite=SUITE.as_dict(),
+        suite=SUITE_DICT,
         out_dir=f"{R}/world",
     threads: 2
     resources:

@@ -1,6 +1,7 @@
 """K student rollouts per training problem -> p̂ per problem (the base student, or a distilled one)."""
 from pathlib import Path
 
+from paced.io import atomic_write_text
 from paced.runlog import run_cell, setup_logging
 from paced.stages import estimate_pass_rates
 from paced.suite_runs import sampler_kwargs, suite_task
@@ -26,6 +27,6 @@ def estimate() -> None:
 if "method" in wc.keys():  # a failed run must not stop the grid: record it (the figures skip it)
     run_cell(estimate, [out.summary], on_error=suite["config"]["on_error"], context={"method": wc.method})
     if not Path(out.rates).exists():
-        Path(out.rates).write_text("", encoding="utf-8")
+        atomic_write_text(out.rates, "")
 else:
     estimate()
