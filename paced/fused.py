@@ -253,6 +253,11 @@ def fused_divergence(name: str = "forward_kl", *, student_hidden: torch.Tensor, 
     return total / count.clamp_min(1.0)
 
 
+def is_ddp(model: torch.nn.Module) -> bool:
+    """Whether ``model`` is wrapped in ``DistributedDataParallel`` (as ``accelerate launch`` does on CPU/GPU)."""
+    return isinstance(model, torch.nn.parallel.DistributedDataParallel)
+
+
 def causal_lm_hidden(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                      position_ids: torch.Tensor | None = None,
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -264,16 +269,30 @@ def causal_lm_hidden(model: torch.nn.Module, input_ids: torch.Tensor, attention_
     to the one from the embedding lookup, as in the unfused model. Models that scale or soft-cap
     their logits (``logit_scale``, ``final_logit_softcapping``) are refused rather than silently wrong.
     Slice the response positions from ``hidden`` (cheap: H, not V, wide) before the fused divergence.
+
+    A ``DistributedDataParallel`` model is called through its wrapper (DDP must see the forward to
+    all-reduce the gradients) with ``output_hidden_states=True, logits_to_keep=1``: the last hidden
+    state is the normed one, and only one position's logits are formed. (FSDP shards the head's
+    weight outside its forward, so FSDP models take the logits path; see ``paced.trainer.step``.)
     """
-    cfg = getattr(model, "config", None)
+    inner = model.module if is_ddp(model) else model
+    cfg = getattr(inner, "config", None)
     for key in ("final_logit_softcapping", "logit_scale", "output_multiplier_scale"):
         value = getattr(cfg, key, None)
         if value not in (None, 1, 1.0):
-            raise ValueError(f"{type(model).__name__} has {key}={value!r}; the fused path assumes plain "
+            raise ValueError(f"{type(inner).__name__} has {key}={value!r}; the fused path assumes plain "
                              f"logits = lm_head(hidden)")
-    head = model.get_output_embeddings()
+    head = inner.get_output_embeddings()
     if not isinstance(head, torch.nn.Linear):
-        raise ValueError(f"output embeddings of {type(model).__name__} are {type(head).__name__}, not nn.Linear")
-    out = model.base_model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+        raise ValueError(f"output embeddings of {type(inner).__name__} are {type(head).__name__}, not nn.Linear")
+    if is_ddp(model):
+        out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                    use_cache=False, output_hidden_states=True, logits_to_keep=1)
+        hidden = out.hidden_states[-1]
+        if hidden.shape[:2] != input_ids.shape:
+            raise ValueError(f"{type(inner).__name__}: hidden_states[-1] has shape {tuple(hidden.shape)}; "
+                             "the fused path under DDP needs the final hidden states (set fused: off)")
+        return hidden, head.weight, head.bias
+    out = inner.base_model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                            use_cache=False)
     return out.last_hidden_state, head.weight, head.bias

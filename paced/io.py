@@ -58,6 +58,18 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def read_jsonl(path: str | os.PathLike[str]) -> list[Any]:
+    """JSON lines as a list; a malformed line raises ``ValueError`` naming the file and line."""
+    rows = []
+    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+    return rows
+
+
 def package_versions() -> dict[str, str]:
     """Installed versions of the packages a result depends on (absent ones omitted)."""
     out = {"python": platform.python_version()}

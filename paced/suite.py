@@ -139,9 +139,9 @@ def _resolve_methods(cfg: Mapping[str, Any]) -> tuple[tuple[str, ...], dict[str,
     return tuple(ids), specs
 
 
-def _default_eval(world_dir: str) -> list[dict[str, Any]]:
+def _default_eval(world_dir: str, k: int) -> list[dict[str, Any]]:
     return [
-        {"name": "arith", "task": "toy_arith", "path": f"{world_dir}/eval_arith.jsonl", "k": 8},
+        {"name": "arith", "task": "toy_arith", "path": f"{world_dir}/eval_arith.jsonl", "k": k},
         {"name": "probe", "task": "toy_probe", "path": f"{world_dir}/probe.jsonl", "k": 1},
     ]
 
@@ -154,7 +154,7 @@ def _resolve_eval(cfg: Mapping[str, Any], world_dir: str | None) -> tuple[EvalTa
         if world_dir is None:
             raise ValueError("data.eval is empty and no world is built (world.preset: none); list the "
                              "evaluation tasks under data.eval")
-        rows = _default_eval(world_dir)
+        rows = _default_eval(world_dir, int(cfg["eval"].get("k", 8)))
     tasks = []
     for i, row in enumerate(rows):
         key = f"data.eval[{i}]"

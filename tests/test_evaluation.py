@@ -295,3 +295,15 @@ def test_scores_closed_form() -> None:
                                           "b": {"x": 1.0, "n": 1}}
     with pytest.raises(ValueError, match="at least one sample"):
         sample_scores([])
+
+
+def test_gold_choice_prob_renormalises_over_the_choices():
+    import math
+
+    from paced.evaluation.lmeval import gold_choice_prob
+
+    lls = [math.log(0.2), math.log(0.1), math.log(0.1)]  # the choices hold 0.4 of the mass; gold has half
+    assert gold_choice_prob(lls, 0) == pytest.approx(0.5)
+    assert gold_choice_prob(lls, 2) == pytest.approx(0.25)
+    far = [-1000.0, -1000.0 - math.log(3.0)]  # exp underflows without the max shift
+    assert gold_choice_prob(far, 0) == pytest.approx(0.75)

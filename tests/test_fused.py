@@ -158,3 +158,38 @@ def test_causal_lm_hidden_reproduces_logits_and_gradients(tied):
     torch.testing.assert_close(out, ref)
     for got, want in zip(torch.autograd.grad(out.sum(), list(model.parameters())), ref_g, strict=True):
         torch.testing.assert_close(got, want)
+
+
+def test_causal_lm_hidden_through_ddp_matches_logits_path_and_syncs(tmp_path):
+    """A DDP-wrapped student fuses through its wrapper: same loss and gradients as the logits path,
+    and the gradients arrive through DDP's reducer (the wrapper saw the forward)."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    from paced.fused import is_ddp
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        cfg = Qwen3Config(vocab_size=41, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                          num_attention_heads=2, num_key_value_heads=1, head_dim=8, tie_word_embeddings=True)
+        model = Qwen3ForCausalLM(cfg).float()
+        ddp = DistributedDataParallel(model)
+        assert is_ddp(ddp) and not is_ddp(model)
+        ids = torch.randint(0, 41, (2, 6))
+        attn = torch.ones(2, 6, dtype=torch.long)
+        teacher = torch.randn(2, 6, 41)
+        mask = torch.tensor([[0, 1, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1]])
+        ref = get_divergence("forward_kl")(student_logits=model(input_ids=ids, attention_mask=attn).logits,
+                                           teacher_logits=teacher, mask=mask)
+        ref_g = torch.autograd.grad(ref.sum(), list(model.parameters()))
+        hidden, weight, _ = causal_lm_hidden(ddp, ids, attn)
+        assert weight is model.get_output_embeddings().weight
+        out = fused_divergence(student_hidden=hidden, student_weight=weight, teacher_logits=teacher, mask=mask)
+        torch.testing.assert_close(out, ref)
+        out.sum().backward()  # through DDP's reducer: .grad is filled by its all-reduce hooks
+        for p, want in zip(model.parameters(), ref_g, strict=True):
+            torch.testing.assert_close(p.grad, want)
+    finally:
+        dist.destroy_process_group()

@@ -144,6 +144,10 @@ def test_forgetting_arithmetic() -> None:
     assert f[("forgetting_pts", 1)] == pytest.approx(-5.0)  # got better: negative forgetting
     assert f[("forgetting_pct", 1)] == pytest.approx(-10.0)
     assert len(add_forgetting(out)) == len(out)  # idempotent
+    em = df.assign(metric=df["metric"].replace({"mc_acc": "em"}))  # a probe scored by exact match too
+    both = add_forgetting(pd.concat([df, em[em["task"] == PROBE]]))
+    g = both[both["metric"].str.startswith("forgetting")].set_index(["metric", "seed"])["value"]
+    assert g[("forgetting_em_pts", 0)] == pytest.approx(4.0) and g[("forgetting_pts", 0)] == pytest.approx(4.0)
 
 
 def test_paper_style_table_cells_order_and_errors() -> None:

@@ -22,6 +22,13 @@ def test_default_grid_cells_and_paths():
     assert [t.path for t in suite.eval_tasks] == ["results/world/eval_arith.jsonl", "results/world/probe.jsonl"]
 
 
+def test_eval_k_sets_the_world_reasoning_eval_only():
+    tasks = {t.name: t.k for t in resolve_suite(snakemake_config({"eval": {"k": 3}})).eval_tasks}
+    assert tasks == {"arith": 3, "probe": 1}
+    own = [{"name": "mine", "task": "toy_arith", "path": "x.jsonl", "k": 5}]
+    assert [t.k for t in resolve_suite(snakemake_config({"eval": {"k": 3}, "data": {"eval": own}})).eval_tasks] == [5]
+
+
 @pytest.mark.parametrize("flag", [False, True])
 def test_trust_remote_code_reaches_every_loader(flag):
     suite = _suite({"models": {"trust_remote_code": flag}})

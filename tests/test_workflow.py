@@ -72,6 +72,15 @@ def test_tables_figures_and_snr(run: Path) -> None:
     assert {b["group"] for b in snr["bins"]} >= {"all", "learnable", "intractable"}
 
 
+def test_world_calibration_evidence(run: Path) -> None:
+    cal = json.loads((run / "calibration/calibration.json").read_text())
+    assert cal["method"] == "uniform-fkl"
+    assert [p["step"] for p in cal["accuracy_avg_at_k"]["learnable"]] == [0, 8]
+    assert sum(map(sum, cal["pool_histogram"].values())) == sum(1 for _ in open(run / "world/train.jsonl"))
+    assert set(cal["checks"]) >= {"intractable_at_chance_every_budget", "probe_degrades", "learnable_improves"}
+    assert (run / "calibration/calibration.png").stat().st_size > 1000
+
+
 def test_rerun_is_a_no_op(run: Path) -> None:
     proc = _snakemake("-n", "--configfile", ".test/config/config.yaml", "--config", f"results_dir={run}")
     assert proc.returncode == 0
@@ -84,5 +93,5 @@ def test_html_report_bundles_figures_and_tables(run: Path) -> None:
                       "--report", str(report))
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = report.read_text(encoding="utf-8", errors="replace")
-    for name in ("snr.png", "kernels.png", "accuracy_step8.png", "table_step8.md", "summary.csv"):
+    for name in ("snr.png", "kernels.png", "accuracy_step8.png", "table_step8.md", "summary.csv", "calibration.png"):
         assert name in html

@@ -140,13 +140,38 @@ def test_tiny_world_calibration_files(tiny_world):
 
 
 def test_build_is_deterministic_and_refuses_nonempty_dir(tiny_world, tmp_path):
-    out, _ = tiny_world
+    """The same world in-process and with the teacher and student trained in two worker processes."""
+    out, rec = tiny_world
     again = tmp_path / "again"
-    build_world(WorldConfig.preset("tiny"), again)
-    for name in ("train.jsonl", "eval_math.jsonl", "eval_hard.jsonl", "probe.jsonl", "student/model.safetensors"):
+    rec2 = build_world(WorldConfig.preset("tiny"), again, workers=2)
+    for name in ("train.jsonl", "eval_math.jsonl", "eval_hard.jsonl", "probe.jsonl", "student/model.safetensors",
+                 "teacher/model.safetensors"):
         assert (again / name).read_bytes() == (out / name).read_bytes(), name
+    assert rec2["workers"] == 2 and rec2["student"]["step"] == rec["student"]["step"]
+    assert sorted(p.name for p in again.iterdir() if p.name.startswith(".")) == []  # worker records folded in
     with pytest.raises(FileExistsError, match="not empty"):
         build_world(WorldConfig.preset("tiny"), again)
+
+
+def test_failed_worker_stops_the_build_and_leaves_nothing(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    import paced.world.build as b
+
+    real = subprocess.Popen
+
+    def popen(args, **kw):  # the student worker dies at once; the teacher must be stopped, not awaited
+        if "student" in args:
+            args = [sys.executable, "-c", "raise SystemExit(3)"]
+        return real(args, **kw)
+
+    monkeypatch.setattr(b.subprocess, "Popen", popen)
+    with pytest.raises(RuntimeError, match=r"student \(exit 3\)"):
+        build_world(WorldConfig.preset("tiny"), tmp_path / "w", workers=2)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="workers"):
+        build_world(WorldConfig.preset("tiny"), tmp_path / "w", workers=0)
 
 
 def test_failed_build_leaves_nothing(tmp_path, monkeypatch):
@@ -159,3 +184,23 @@ def test_failed_build_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="boom"):
         build_world(WorldConfig.preset("tiny"), tmp_path / "w")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_facts_topup_runs_after_the_mixed_phase_selection():
+    """With student_topup_steps, the mixed phase selects by the mod-16 window alone and the facts are then
+    re-learned (checked every 5 steps) until facts EM reaches the bar; an unreachable bar runs it to the end."""
+    from paced.world.build import make_datasets, train_student
+    from paced.world.tokenizer import build_char_tokenizer
+
+    torch.set_num_threads(1)
+    cfg = WorldConfig.preset("tiny", student_min_facts_em=1.0, student_topup_steps=10)
+    _, res = train_student(cfg, make_datasets(cfg), build_char_tokenizer())
+    phases = [m.get("phase") for m in res.history]
+    assert phases[0] == "facts_first" and phases.count("topup") == 2  # checks at top-up steps 5 and 10
+    topup = [m for m in res.history if m.get("phase") == "topup"]
+    assert [m["step"] for m in topup] == [5, 10] and not res.criteria_met
+    assert max(m["facts_em"] for m in topup) < 1.0  # the bar was never reached, so the best check is kept
+    best = 5 if topup[0]["facts_em"] >= topup[1]["facts_em"] else 10
+    assert res.step == cfg.student_train.eval_from + best  # mixed phase accepted at its first check (step 6)
+    with pytest.raises(ValueError, match="student_topup_steps"):
+        WorldConfig(student_topup_steps=-1)

@@ -4,7 +4,8 @@ The flow: load the task's docs, write a prepared jsonl + task YAMLs (:mod:`paced
 register them with a ``TaskManager`` that sees only them, run ``simple_evaluate`` with logged
 samples, and fold the per-problem scores into the result JSON of ``docs/ARCHITECTURE.md``:
 ``metrics[<tier or "all">] = {"avg@k", "avg@k_std", "pass@k", "k", "n"}`` for generation tasks and
-``{"mc_acc", "em", "n"}`` for multiple-choice tasks. Several tasks can share one lm-eval run (and one
+``{"mc_acc", "mc_prob", "em", "n"}`` for multiple-choice tasks (``mc_prob``: the gold choice's probability
+renormalised over the choices). Several tasks can share one lm-eval run (and one
 model load) through :func:`evaluate_tasks`.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import math
 import os
 import tempfile
 import time
@@ -61,15 +63,25 @@ def _generate_metrics(raw: Mapping[str, Any], name: str, k: int) -> tuple[dict[s
 
 def _mc_metrics(raw: Mapping[str, Any], prepared: PreparedTasks) -> tuple[dict[str, Any], list[dict]]:
     assert prepared.multiple_choice is not None
-    rows = {s["doc"]["id"]: {"id": s["doc"]["id"], "tier": s["doc"]["tier"], "mc_acc": s["acc"],
-                             "loglikelihoods": [r[0] for r in s["filtered_resps"]]}
-            for s in raw["samples"][prepared.multiple_choice]}
-    names = ["mc_acc"]
+    rows = {}
+    for s in raw["samples"][prepared.multiple_choice]:
+        lls = [r[0] for r in s["filtered_resps"]]
+        rows[s["doc"]["id"]] = {"id": s["doc"]["id"], "tier": s["doc"]["tier"], "mc_acc": s["acc"],
+                                "mc_prob": gold_choice_prob(lls, int(s["doc"]["mc_gold"])), "loglikelihoods": lls}
+    names = ["mc_acc", "mc_prob"]
     if prepared.greedy is not None:
         names.append("em")
         for s in raw["samples"][prepared.greedy]:
             rows[s["doc"]["id"]].update(em=s["em"], completions=list(s["filtered_resps"]))
     return mean_by_tier(rows.values(), names), list(rows.values())
+
+
+def gold_choice_prob(loglikelihoods: list[float], gold: int) -> float:
+    """Probability of the gold choice renormalised over the choices: a graded knowledge score that
+    falls before accuracy does (accuracy only flips when another choice overtakes the gold one)."""
+    top = max(loglikelihoods)
+    weights = [math.exp(ll - top) for ll in loglikelihoods]
+    return weights[gold] / sum(weights)
 
 
 def _sha256(path: str | Path) -> str | None:

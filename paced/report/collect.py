@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 SUMMARY_COLUMNS = ("method", "seed", "step", "task", "tier", "metric", "value", "n", "note")
 PROBE_TASKS = ("toy_probe", "mmlu")  # multiple-choice forgetting probes (MMLU and its toy analogue)
 PROBE_METRIC = "mc_acc"
+# probe metric -> forgetting row prefix: MC accuracy (the paper's MMLU measure) and, where the probe has it,
+# greedy exact match (the toy probe's sensitive measure: it falls while MC accuracy is still saturated)
+FORGETTING_OF = {"mc_acc": "forgetting", "em": "forgetting_em"}
 BASE_METHOD = "base"
 _PATH_RE = re.compile(r"(?:^|/)(?P<model>[^/]+)/(?P<task>[^/]+)/seed(?P<seed>\d+)/step(?P<step>\d+)\.json$")
 
@@ -119,24 +122,25 @@ def _base_lookup(base: pd.DataFrame) -> tuple[dict[tuple[str, Any], float], dict
 def add_forgetting(
     summary: pd.DataFrame,
     probe_tasks: Iterable[str] = PROBE_TASKS,
-    metric: str = PROBE_METRIC,
+    metrics: Mapping[str, str] | None = None,
     base_method: str = BASE_METHOD,
 ) -> pd.DataFrame:
-    """``summary`` plus ``forgetting_pts`` and ``forgetting_pct`` rows for each probe task.
+    """``summary`` plus ``<prefix>_pts`` and ``<prefix>_pct`` rows for each probe task and probe metric
+    (``metrics``: probe metric -> prefix, default :data:`FORGETTING_OF`; ``forgetting_*`` is MC accuracy).
 
     forgetting_pts = 100 · (acc_base − acc) (percentage points, accuracies in [0, 1]);
     forgetting_pct = 100 · (acc_base − acc) / acc_base (per cent of the base accuracy).
     Per method, seed and step; the base accuracy is the base row of the same seed when it exists,
     else the mean over the base seeds. Existing forgetting rows are replaced.
     """
-    df = summary[~summary["metric"].isin(["forgetting_pts", "forgetting_pct"])]
+    df = summary[~summary["metric"].astype(str).str.startswith("forgetting")]
     new: list[dict[str, Any]] = []
-    for task in probe_tasks:
+    for (task, (metric, prefix)) in ((t, mp) for t in probe_tasks for mp in (metrics or FORGETTING_OF).items()):
         acc = df[(df["task"] == task) & (df["metric"] == metric) & df["value"].notna()]
         base = acc[acc["method"] == base_method]
         if base.empty:
             if not acc.empty:
-                log.warning("no %r rows for probe task %r: forgetting not computed", base_method, task)
+                log.warning("no %r rows for probe task %r (%s): forgetting not computed", base_method, task, metric)
             continue
         per_seed, per_tier = _base_lookup(base)
         for r in acc[acc["method"] != base_method].itertuples():
@@ -153,8 +157,8 @@ def add_forgetting(
                 "note": "",
             }
             new += [
-                {**ident, "metric": "forgetting_pts", "value": pts},
-                {**ident, "metric": "forgetting_pct", "value": pct},
+                {**ident, "metric": f"{prefix}_pts", "value": pts},
+                {**ident, "metric": f"{prefix}_pct", "value": pct},
             ]
     if not new:
         return df.reset_index(drop=True)

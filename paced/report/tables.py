@@ -32,7 +32,8 @@ METHOD_ORDER = (
 )
 # Preferred headline metric of a (task, tier), first present wins: avg@k is the paper's metric.
 PRIMARY_METRICS = ("avg@k", r"avg@\d+", "mc_acc", "acc", "em", "pass@k", r"pass@\d+")
-FORGETTING_METRICS = ("forgetting_pts", "forgetting_pct")
+FORGETTING_METRICS = ("forgetting_pts", "forgetting_pct", "forgetting_em_pts", "forgetting_em_pct")
+FORGETTING_PTS = ("forgetting_pts", "forgetting_em_pts")  # MC accuracy (paper), greedy exact match (toy probe)
 _PERCENT = re.compile(r"^(avg@(k|\d+)|pass@(k|\d+)|mc_acc|acc|em)$")
 TIER_ORDER = ("all", "learnable", "hard", "intractable")
 
@@ -43,9 +44,9 @@ def metric_scale(metric: str) -> float:
 
 
 def metric_unit(metric: str) -> str:
-    if metric == "forgetting_pts":
+    if metric in FORGETTING_PTS:
         return "pts"
-    return "%" if _PERCENT.match(metric) or metric == "forgetting_pct" else ""
+    return "%" if _PERCENT.match(metric) or metric in ("forgetting_pct", "forgetting_em_pct") else ""
 
 
 def method_order(methods: Sequence[str]) -> list[str]:
@@ -67,7 +68,7 @@ def primary_metric(metrics: Sequence[str]) -> str | None:
     return None
 
 
-def table_columns(summary: pd.DataFrame, forgetting: Sequence[str] = ("forgetting_pts",)) -> list[tuple[str, str, str]]:
+def table_columns(summary: pd.DataFrame, forgetting: Sequence[str] = FORGETTING_PTS) -> list[tuple[str, str, str]]:
     """(task, tier, metric) columns: each task/tier's primary metric, then forgetting metrics."""
     ok = summary[summary["metric"] != "error"]
     cols: list[tuple[str, str, str]] = []

@@ -27,7 +27,7 @@ import pandas as pd
 
 from paced.report.collect import BASE_METHOD, PROBE_TASKS
 from paced.report.stats import PAIRED_COLUMNS, paired_difference
-from paced.report.tables import at_budget, budgets, metric_scale, table_columns
+from paced.report.tables import FORGETTING_PTS, at_budget, budgets, metric_scale, table_columns
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN = "reproduced", "not reproduced", "inconclusive", "not run"
 DEFAULT_ROLES: Mapping[str, str] = {
@@ -83,7 +83,7 @@ def claim_targets(
     probes, skip = set(probe_tasks), set(exclude_tiers)
     cols = table_columns(summary)
     if target == "forgetting":
-        return [c for c in cols if c[0] in probes and c[2] == "forgetting_pts"]
+        return [c for c in cols if c[0] in probes and c[2] in FORGETTING_PTS]
     return [c for c in cols if c[0] not in probes and c[1] not in skip and not c[2].startswith("forgetting")]
 
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from paced.fused import causal_lm_hidden, fused_divergence
+from paced.fused import causal_lm_hidden, fused_divergence, is_ddp
 from paced.methods import MethodSpec, StageSpec
 from paced.rollouts.base import Sampler, SamplingParams
 from paced.tasks.base import Doc, Task
@@ -104,14 +104,16 @@ def _warn_once(message: str) -> None:
 def use_fused(config: DistillConfig, model: torch.nn.Module) -> bool:
     """Whether this step takes the fused path: ``on``/``off``, or ``auto`` by the student's vocabulary.
 
-    A wrapped model (DDP/FSDP under ``accelerate launch``) takes the logits path: the fused path
-    reads the inner model's hidden states, which would bypass the wrapper's gradient sync.
+    A DDP-wrapped student fuses through its wrapper (:func:`paced.fused.causal_lm_hidden`). Other
+    wrappers (FSDP, DeepSpeed) take the logits path: their lm_head weight is sharded outside forward.
     """
     if config.fused == "off":
         return False
-    if hasattr(model, "module"):
-        _warn_once(f"fused={config.fused!r}: the student is wrapped ({type(model).__name__}); using the logits path")
+    if hasattr(model, "module") and not is_ddp(model):
+        _warn_once(f"fused={config.fused!r}: the student is wrapped in {type(model).__name__}, whose lm_head "
+                   "weight is sharded outside its forward; using the logits path")
         return False
+    model = model.module if is_ddp(model) else model
     if config.fused == "on":
         return True
     head = model.get_output_embeddings()

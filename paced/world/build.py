@@ -15,8 +15,11 @@ at the end (so a killed build leaves nothing half-written):
 from __future__ import annotations
 
 import logging
+import os
 import random
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +35,7 @@ from paced.world.data import intractable_spec, learnable_spec, make_facts, strea
 from paced.world.evals import correct_counts, greedy_accuracy
 from paced.world.models import Pair, TrainResult, make_model, mix_batches, train_lm
 from paced.world.tokenizer import build_char_tokenizer
+from paced.world.worker import ROLES, log_path, read_result, result_path, run_role
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +76,8 @@ def _fact_stream(rng: random.Random, facts: list[dict[str, Any]]) -> Iterator[Pa
 
 
 def train_teacher(cfg: WorldConfig, sets: dict[str, list[dict[str, Any]]], tok: Any) -> tuple[Any, TrainResult]:
-    """Teacher: half mod-16, half mod-24 per batch; first checkpoint >= ``teacher_min_acc`` greedy on both."""
+    """Teacher: mod-16 + mod-24 (``teacher_intractable_share``) per batch; the first checkpoint with
+    >= ``teacher_min_acc`` greedy accuracy on both tiers."""
     held_out = {r["prompt"] for rows in sets.values() for r in rows}
     streams = [stream_chains(random.Random(f"{cfg.seed}:teacher:{t}"), spec, cfg.max_len, held_out)
                for t, spec in (("l", learnable_spec(cfg.max_len)),
@@ -86,7 +91,8 @@ def train_teacher(cfg: WorldConfig, sets: dict[str, list[dict[str, Any]]], tok: 
         return {"acc_learnable": greedy_accuracy(sampler, task, val_l, budget),
                 "acc_intractable": greedy_accuracy(sampler, task, val_i, budget)}
 
-    result = train_lm(model, mix_batches(streams, cfg.teacher_train.batch_size), tok, cfg.teacher_train,
+    shares = [1 - cfg.teacher_intractable_share, cfg.teacher_intractable_share]
+    result = train_lm(model, mix_batches(streams, cfg.teacher_train.batch_size, shares), tok, cfg.teacher_train,
                       evaluate, accept=lambda m: min(m["acc_learnable"], m["acc_intractable"]) >= cfg.teacher_min_acc,
                       score=lambda m: min(m["acc_learnable"], m["acc_intractable"]), desc="teacher")
     return model, result
@@ -129,12 +135,35 @@ def train_student(cfg: WorldConfig, sets: dict[str, list[dict[str, Any]]], tok: 
     lo, hi = cfg.student_acc_range
     batches = mix_batches(streams, cfg.student_train.batch_size,
                           [1 - cfg.student_facts_share, cfg.student_facts_share])
+    topup = cfg.student_topup_steps > 0
     result = train_lm(model, batches, tok, cfg.student_train,
-                      evaluate, accept=lambda m: m["facts_em"] >= cfg.student_min_facts_em
+                      evaluate, accept=lambda m: (topup or m["facts_em"] >= cfg.student_min_facts_em)
                       and lo <= m["acc_learnable"] <= hi,
                       score=lambda m: _student_score(cfg, m), desc="student")
     result.history = pre_history + result.history  # steps of the mixed phase count from 1 after the facts phase
+    if topup and result.criteria_met and result.metrics["facts_em"] < cfg.student_min_facts_em:
+        result = _facts_topup(cfg, model, tok, sets, evaluate, result)
     return model, result
+
+
+def _facts_topup(cfg: WorldConfig, model: Any, tok: Any, sets: dict[str, list[dict[str, Any]]],
+                 evaluate: Any, mixed: TrainResult) -> TrainResult:
+    """Re-learn the facts just past ``student_min_facts_em`` (half facts, half mod-16 per batch, constant
+    lr, checked every 5 steps), so the probe starts high but is freshly, not deeply, learned."""
+    n = cfg.student_topup_steps
+    spec = TrainSpec(lr=cfg.student_train.lr, batch_size=cfg.student_train.batch_size, max_steps=n,
+                     warmup_steps=0, eval_from=min(5, n), eval_every=5, min_lr_frac=1.0,
+                     weight_decay=cfg.student_train.weight_decay)
+    held_out = {r["prompt"] for rows in sets.values() for r in rows}
+    streams = [stream_chains(random.Random(f"{cfg.seed}:student:topup"), learnable_spec(cfg.max_len),
+                             cfg.max_len, held_out),
+               _fact_stream(random.Random(f"{cfg.seed}:student:topup_f"), sets["facts"])]
+    lo, hi = cfg.student_acc_range
+    res = train_lm(model, mix_batches(streams, spec.batch_size), tok, spec, evaluate,
+                   accept=lambda m: m["facts_em"] >= cfg.student_min_facts_em and lo <= m["acc_learnable"] <= hi,
+                   score=lambda m: _student_score(cfg, m), desc="student facts top-up")
+    history = mixed.history + [{**m, "phase": "topup"} for m in res.history]  # type: ignore[dict-item]
+    return TrainResult(mixed.step + res.step, res.metrics, res.criteria_met, history)
 
 
 def select_hard(cfg: WorldConfig, candidates: list[dict[str, Any]], student: Any, tok: Any) -> tuple[
@@ -162,16 +191,24 @@ def _save_model(model: Any, tok: Any, out: Path) -> None:
 
 
 def build_world(cfg: WorldConfig, out_dir: str | Path, *, overwrite: bool = False,
-                calibrate: bool = False) -> dict[str, Any]:
-    """Build the world into ``out_dir``; returns the ``world.json`` record."""
+                calibrate: bool = False, workers: int = 1) -> dict[str, Any]:
+    """Build the world into ``out_dir``; returns the ``world.json`` record.
+
+    ``workers=2`` trains the teacher and the student in two processes at once (one torch thread
+    each, as in-process; the world is the same). ``calibrate`` also measures the base student
+    (:func:`paced.world.calibrate.calibrate_world`); the workflow instead derives its evidence from
+    the run's own pass rates and uniform run (:mod:`paced.report.calibration`).
+    """
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} exists and is not empty; pass overwrite=True to rebuild it")
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"build_world: workers={workers!r}; allowed: an integer >= 1")
     tmp = out_dir.parent / f".{out_dir.name}.building"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        record = _build_into(cfg, tmp, calibrate)
+        record = _build_into(cfg, tmp, calibrate, workers)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp.rename(out_dir)
@@ -180,20 +217,45 @@ def build_world(cfg: WorldConfig, out_dir: str | Path, *, overwrite: bool = Fals
     return record
 
 
-def _build_into(cfg: WorldConfig, out: Path, calibrate: bool) -> dict[str, Any]:
+def train_models(cfg: WorldConfig, out: Path, workers: int) -> dict[str, dict[str, Any]]:
+    """Teacher and student records (``paced.world.worker``), side by side when ``workers >= 2``."""
+    if workers < 2:
+        return {role: run_role(role, cfg, out) for role in ROLES}
+    cfg_path = out / ".config.json"
+    write_json(cfg_path, cfg.to_dict())
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT", "1000")}
+    procs = {role: subprocess.Popen([sys.executable, "-m", "paced.world.worker", role, str(cfg_path), str(out)],
+                                    env=env) for role in ROLES}
+    try:
+        while any(p.poll() is None for p in procs.values()):
+            if any(p.poll() not in (None, 0) for p in procs.values()):
+                break  # one failed: stop the other at once
+            time.sleep(0.5)
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for role in ROLES:  # the workers' selection logs, into this process's log
+        path = log_path(out, role)
+        if path.is_file():
+            log.info("%s worker log:\n%s", role, path.read_text(encoding="utf-8").rstrip())
+    failed = [f"{role} (exit {p.returncode})" for role, p in procs.items() if p.returncode != 0]
+    if failed:
+        raise RuntimeError(f"world build: training the {' and '.join(failed)} failed; its traceback is above")
+    return {role: read_result(out, role) for role in ROLES}
+
+
+def _build_into(cfg: WorldConfig, out: Path, calibrate: bool, workers: int) -> dict[str, Any]:
     t0 = time.perf_counter()
-    timings: dict[str, float] = {}
     sets = make_datasets(cfg)
-    tok = build_char_tokenizer()
-    teacher, t_res = train_teacher(cfg, sets, tok)
-    timings["teacher_s"] = time.perf_counter() - t0
-    student, s_res = train_student(cfg, sets, tok)
-    timings["student_s"] = time.perf_counter() - t0 - timings["teacher_s"]
-    _save_model(teacher, tok, out / "teacher")
-    _save_model(student, tok, out / "student")
-    t1 = time.perf_counter()
-    hard, hard_info = select_hard(cfg, sets["hard_candidates"], student, tok)
-    timings["hard_s"] = time.perf_counter() - t1
+    models = train_models(cfg, out, workers)
+    timings: dict[str, float] = {"teacher_s": models["teacher"]["seconds"],
+                                 "student_and_hard_s": models["student"]["seconds"],
+                                 "models_wall_s": time.perf_counter() - t0}
+    for name in (".config.json", *(f(out, role).name for role in ROLES for f in (result_path, log_path))):
+        (out / name).unlink(missing_ok=True)
+    hard, hard_info = models["student"]["hard_rows"], models["student"]["hard"]
     pool = sets["pool_learnable"] + sets["pool_intractable"]
     random.Random(f"{cfg.seed}:shuffle").shuffle(pool)
     eval_math = sets["eval_learnable"] + sets["eval_intractable"]
@@ -206,14 +268,14 @@ def _build_into(cfg: WorldConfig, out: Path, calibrate: bool) -> dict[str, Any]:
         "config": cfg.to_dict(), "provenance": provenance(cfg.to_dict(), cfg.seed),
         "sizes": {name: len(rows) for name, rows in files.items()},
         "tiers": {name: _tier_counts(rows) for name, rows in files.items()},
-        "teacher": _model_record(teacher, t_res), "student": _model_record(student, s_res),
-        "hard": hard_info, "vocab_size": len(tok),
+        "teacher": models["teacher"]["model"], "student": models["student"]["model"],
+        "hard": hard_info, "vocab_size": len(build_char_tokenizer()), "workers": workers,
     }
     if calibrate:
         from paced.world.calibrate import calibrate_world
 
         t2 = time.perf_counter()
-        calibrate_world(out, cfg, models={"teacher": teacher, "student": student}, tokenizer=tok)
+        calibrate_world(out, cfg)
         timings["calibrate_s"] = time.perf_counter() - t2
     timings["total_s"] = time.perf_counter() - t0
     record["timings"] = timings
@@ -230,5 +292,6 @@ def _tier_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def _model_record(model: Any, res: TrainResult) -> dict[str, Any]:
+    """The selected checkpoint: step, whether the criteria were met, its metrics, size and history."""
     return {"step": res.step, "criteria_met": res.criteria_met, "metrics": res.metrics,
             "n_params": sum(p.numel() for p in model.parameters()), "history": res.history}

@@ -71,8 +71,11 @@ class WorldConfig:
     seed: int = 0
     max_len: int = 8  # chain length of the learnable tier is uniform on 1..max_len; prompts pad to it
     intractable_min_len: int = 6  # intractable chains are intractable_min_len..max_len long
-    n_pool_learnable: int = 1152
-    n_pool_intractable: int = 384  # 25% of the pool; keep pool size x exposures <~ 16 per problem
+    # 25% intractable. The default run (300 steps x 16) draws each problem ~6 times; keep it <~ 16 (a
+    # prototype that drew 128 intractable problems ~47 times each memorised them). A 1,536 pool doubled the
+    # cost of every pass-rate estimate and refresh for no change in the regime
+    n_pool_learnable: int = 576
+    n_pool_intractable: int = 192
     n_eval_learnable: int = 384
     n_eval_intractable: int = 128
     n_val: int = 256  # per tier, for checkpoint selection only (never written as an eval set)
@@ -83,25 +86,36 @@ class WorldConfig:
     k: int = 8  # samples per problem for pass rates (hard set and calibration)
     temperature: float = 1.0
     teacher: ModelSpec = field(default_factory=lambda: ModelSpec(256, 2, 4, 64, 768))
-    # 4 heads of 64 (vLLM-loadable): at lr 3e-3 it passed mod-16 greedy 0.6-0.8 at mixed steps 650-750;
-    # 2 heads of 64 stayed below 0.4 on mod-16 for 1400 steps. Without the facts-first phase facts EM was
-    # only 0.36-0.57 there (>= 0.9 at step 850, mod-16 0.94); facts-only at lr 3e-3 reach EM 0.93 by step 250
-    # and 0.98-1.0 by step 400 (seeds 0, 1), and stay >= 0.97 through the mixed phase
+    # 4 heads of 64 (vLLM-loadable): at lr 3e-3 it passed mod-16 greedy 0.6-0.8 at mixed steps 525-800;
+    # 2 heads of 64 stayed below 0.4 on mod-16 for 1400 steps
     student: ModelSpec = field(default_factory=lambda: ModelSpec(128, 2, 4, 64, 384))
     # higher lr, cosine over 800 steps, early stop at the first checkpoint >= teacher_min_acc (checked every 50):
-    # 0.98/0.98 at step 650 (seed 0; lr 3e-3 over 1500 needed 850); mod-24 is the slower tier (0.68 at 500)
-    teacher_train: TrainSpec = field(default_factory=lambda: TrainSpec(lr=5e-3, max_steps=800, eval_from=200,
-                                                                       eval_every=50))
+    # 0.98/0.98 at step 650 (seed 0; lr 3e-3 over 1500 needed 850); mod-24 is the slower tier (0.68 at 500).
+    # Tried and slower (1 thread, same seed): d = 192 (0.25/0.07 at step 350), MLP 512 (0.27/0.15 at 500),
+    # cosine over 500 (0.17/0.07 at 375), 2/3 of each batch mod-24 (0.52/0.22 at 400 vs 0.69/0.39)
+    teacher_train: TrainSpec = field(default_factory=lambda: TrainSpec(lr=5e-3, max_steps=800, eval_from=400,
+                                                                       eval_every=25))
     student_train: TrainSpec = field(default_factory=TrainSpec)
-    # facts-only steps before the mixed phase (constant lr ``student_train.lr``, 20 warmup steps). Facts batches
-    # are ~7 tokens wide, so these steps cost ~1/4 of a mixed step; learning the facts inside the mixed phase
-    # was slow (facts EM 0.36-0.57 when mod-16 passed the window), so the student learns them first
-    student_facts_first_steps: int = 400
+    # facts-only steps before the mixed phase (constant lr ``student_train.lr``, 20 warmup steps; ~1/4 the cost
+    # of a mixed step). How deeply the facts are learned decides whether distillation can erode them: 400 steps
+    # then 50% facts in the mixed phase left a median MC log-likelihood margin of ~10 nats, and the probe did
+    # not move in 300 distillation steps at lr 1e-4 (EM 0.996 -> 0.984); 150 steps (EM ~0.5), 12% facts
+    # in the mixed phase and the top-up below start the probe at EM 0.91 / MC 0.98 and uniform FKL erodes it
+    # gradually (EM 0.85, 0.83, 0.80 at steps 100, 200, 300; MC 0.97, 0.97, 0.96)
+    student_facts_first_steps: int = 150
+    # > 0: select the student by the mod-16 window alone, then re-learn the facts (half facts, half mod-16)
+    # for at most this many steps, stopping at the first check with facts EM >= student_min_facts_em: the
+    # probe then starts high but shallowly learned, so distillation can erode it (0 = facts EM is part of
+    # the mixed-phase selection, and the facts end up deeply over-learned)
+    student_topup_steps: int = 200
     teacher_min_acc: float = 0.98  # first teacher checkpoint with greedy accuracy >= this on both tiers
     student_min_facts_em: float = 0.9
     student_acc_range: tuple[float, float] = (0.6, 0.8)  # mod-16 greedy accuracy window
-    student_facts_share: float = 0.5  # share of facts in a student batch (the rest is mod-16)
-    sampler_batch_size: int = 256
+    student_facts_share: float = 0.12  # share of facts in a mixed-phase student batch (the rest is mod-16)
+    teacher_intractable_share: float = 0.5  # share of mod-24 in a teacher batch (the rest is mod-16)
+    # prompts per generate call for the world's own evaluations (x k rows when sampling): on CPU, 32 prompts x 8
+    # samples ran 1.7x faster than 256 x 8 (8.9 s against 15.5 s for 512 prompts, one thread)
+    sampler_batch_size: int = 32
 
     def __post_init__(self) -> None:
         _check(isinstance(self.seed, int) and self.seed >= 0, "WorldConfig", "seed", self.seed,
@@ -109,6 +123,8 @@ class WorldConfig:
         _check(1 <= self.max_len <= 12, "WorldConfig", "max_len", self.max_len, "1..12")
         _check(1 <= self.intractable_min_len <= self.max_len, "WorldConfig", "intractable_min_len",
                self.intractable_min_len, f"1..max_len ({self.max_len})")
+        _check(isinstance(self.student_topup_steps, int) and self.student_topup_steps >= 0,
+               "WorldConfig", "student_topup_steps", self.student_topup_steps, "an integer >= 0")
         _check(isinstance(self.student_facts_first_steps, int) and self.student_facts_first_steps >= 0,
                "WorldConfig", "student_facts_first_steps", self.student_facts_first_steps, "an integer >= 0")
         for name in ("n_pool_learnable", "n_pool_intractable", "n_eval_learnable", "n_eval_intractable",
@@ -123,6 +139,8 @@ class WorldConfig:
                self.student_min_facts_em, "[0, 1]")
         _check(0 < self.student_facts_share < 1, "WorldConfig", "student_facts_share",
                self.student_facts_share, "(0, 1)")
+        _check(0 < self.teacher_intractable_share < 1, "WorldConfig", "teacher_intractable_share",
+               self.teacher_intractable_share, "(0, 1)")
         lo, hi = self.student_acc_range
         _check(0 <= lo <= hi <= 1, "WorldConfig", "student_acc_range", self.student_acc_range,
                "(lo, hi) with 0 <= lo <= hi <= 1")

@@ -31,6 +31,8 @@ def all_outputs():
     outs = [f"{R}/summary.csv", f"{R}/tables/done.flag", f"{R}/figures/done.flag"]
     if SUITE.snr.enabled:
         outs.append(f"{R}/snr/snr.json")
+    if SUITE.builds_world:
+        outs.append(f"{R}/calibration/calibration.json")
     if Path(R).parent.name == "ablations":  # config/ablations/*.yaml write under results/ablations/<name>
         outs.append(f"{R}/ablation_summary.csv")
     return outs

@@ -44,6 +44,8 @@ rule passrates_after:
         summary=f"{R}/passrates/{{method}}/seed{{seed}}/summary.json",
     log:
         f"{LOGS}/passrates/{{method}}_seed{{seed}}.log",
+    benchmark:
+        f"{BENCH}/passrates/{{method}}_seed{{seed}}.tsv"
     params:
         suite=SUITE_DICT,
     threads: 1

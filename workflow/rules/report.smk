@@ -12,6 +12,8 @@ rule summary:
         report(f"{R}/summary.csv", category="Tables", caption="../report/summary.rst"),
     log:
         f"{LOGS}/summary.log",
+    benchmark:
+        f"{BENCH}/summary.tsv"
     script:
         "../scripts/summary.py"
 
@@ -26,6 +28,8 @@ rule tables:
                       patterns=["{name}.md"]),
     log:
         f"{LOGS}/tables.log",
+    benchmark:
+        f"{BENCH}/tables.tsv"
     params:
         suite=SUITE_DICT,
     script:
@@ -45,10 +49,31 @@ rule figures:
                        patterns=["{name}.png"]),
     log:
         f"{LOGS}/figures.log",
+    benchmark:
+        f"{BENCH}/figures.tsv"
     params:
         suite=SUITE_DICT,
     script:
         "../scripts/figures.py"
+
+
+rule calibration:
+    input:
+        world=f"{R}/world/world.json",
+        base_rates=f"{R}/passrates/base/passrates.jsonl",
+        summary=f"{R}/summary.csv",
+    output:
+        record=f"{R}/calibration/calibration.json",
+        figure=report(f"{R}/calibration/calibration.png", category="Figures",
+                      caption="../report/calibration.rst"),
+    log:
+        f"{LOGS}/calibration.log",
+    benchmark:
+        f"{BENCH}/calibration.tsv"
+    params:
+        method="uniform-fkl",
+    script:
+        "../scripts/calibration.py"
 
 
 rule ablation_summary:
@@ -58,6 +83,8 @@ rule ablation_summary:
         f"{R}/ablation_summary.csv",
     log:
         f"{LOGS}/ablation_summary.log",
+    benchmark:
+        f"{BENCH}/ablation_summary.tsv"
     params:
         config=SUITE_DICT["config"],
     script:

@@ -1,0 +1,85 @@
+"""Train one of the world's models in its own process: ``python -m paced.world.worker ROLE CONFIG OUT``.
+
+The teacher and the student do not depend on each other, so :func:`paced.world.build.build_world`
+trains them side by side, one process and one torch thread each (2 cores: ~1.6x faster than one
+after the other with 2 threads; small matmuls scale poorly across threads). Run in-process or in a
+worker, a role always trains on exactly one thread, so the world is the same either way.
+
+``ROLE`` is ``teacher`` or ``student``; ``CONFIG`` a ``WorldConfig.to_dict()`` JSON file; ``OUT`` the
+world directory being built. The worker saves ``OUT/<role>/`` (model + tokenizer) and writes
+``OUT/.<role>.json``: the selection record, and for the student the hard set it selected.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from paced.io import read_json, write_json
+from paced.world.config import WorldConfig
+
+ROLES = ("teacher", "student")
+
+
+def result_path(out: str | Path, role: str) -> Path:
+    return Path(out) / f".{role}.json"
+
+
+def run_role(role: str, cfg: WorldConfig, out: str | Path) -> dict[str, Any]:
+    """Train ``role`` on one torch thread, save it under ``out/role``; returns (and writes) its record."""
+    from paced.world.build import (  # build imports this module's caller; import late
+        _model_record,
+        _save_model,
+        make_datasets,
+        select_hard,
+        train_student,
+        train_teacher,
+    )
+    from paced.world.tokenizer import build_char_tokenizer
+
+    if role not in ROLES:
+        raise ValueError(f"unknown world role {role!r}; allowed: {', '.join(ROLES)}")
+    threads, t0 = torch.get_num_threads(), time.perf_counter()
+    torch.set_num_threads(1)
+    try:
+        sets, tok = make_datasets(cfg), build_char_tokenizer()
+        model, res = (train_teacher if role == "teacher" else train_student)(cfg, sets, tok)
+        _save_model(model, tok, Path(out) / role)
+        record: dict[str, Any] = {"model": _model_record(model, res)}
+        if role == "student":
+            record["hard_rows"], record["hard"] = select_hard(cfg, sets["hard_candidates"], model, tok)
+        record["seconds"] = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(threads)
+    write_json(result_path(out, role), record)
+    return record
+
+
+def read_result(out: str | Path, role: str) -> dict[str, Any]:
+    return read_json(result_path(out, role))
+
+
+def log_path(out: str | Path, role: str) -> Path:
+    return Path(out) / f".{role}.log"
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3:
+        print("usage: python -m paced.world.worker {teacher|student} CONFIG.json OUT_DIR", file=sys.stderr)
+        return 2
+    role, cfg_path, out = argv
+    # the parent folds this file into its own log (two processes appending to one file would interleave)
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s [{role}] %(name)s: %(message)s",
+                        handlers=[logging.StreamHandler(sys.stderr),
+                                  logging.FileHandler(log_path(out, role), mode="w", encoding="utf-8")])
+    run_role(role, WorldConfig.from_dict(read_json(cfg_path)), out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
