@@ -216,7 +216,7 @@ def test_evaluate_tasks_loads_the_model_once_for_several_tasks(tiny_model: Path,
                     "tier": ("learnable", "intractable")[i % 2]} for i in range(4)],
      {"avg@k", "avg@k_std", "pass@k", "k", "n"}),
     ("toy_probe", [{"id": f"p{i}", "prompt": f"!ab{i}=", "answer": "bc"[i % 2], "choices": ["a", "b", "c"]}
-                   for i in range(4)], {"mc_acc", "em", "n"}),
+                   for i in range(4)], {"mc_acc", "mc_prob", "em", "n"}),
 ])
 def test_toy_tasks_end_to_end(tiny_model: Path, tmp_path: Path, task_name: str, rows: list[dict],
                               keys: set[str]) -> None:

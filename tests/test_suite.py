@@ -54,6 +54,6 @@ def test_chat_template_flag_wraps_tasks():
 
 def test_sampler_kwargs_per_backend():
     hf = sampler_kwargs(_suite({}))
-    assert hf == {"trust_remote_code": False, "batch_size": 256, "device": "cpu"}
+    assert hf == {"trust_remote_code": False, "batch_size": 32, "device": "cpu"}  # config.yaml: sampling.batch_size
     vllm = {**_suite({}), "sampling": {**_suite({})["sampling"], "backend": "vllm"}}
     assert sampler_kwargs(vllm) == {"trust_remote_code": False}  # VLLMSampler passes it on to vllm.LLM

@@ -46,7 +46,7 @@ def test_eval_results_carry_provenance(run: Path) -> None:
     res = json.loads((run / "eval/paced-fkl/seed0/step8/arith.json").read_text())
     assert res["method"] == "paced-fkl" and res["step"] == 8 and res["seed"] == 0
     assert {"config", "versions", "git"} <= set(res["provenance"])
-    assert res["metrics"]["all"]["k"] == 8
+    assert res["metrics"]["all"]["k"] == 4  # eval.k of config/config.yaml (the .test config keeps it)
 
 
 def test_training_log_and_checkpoints(run: Path) -> None:

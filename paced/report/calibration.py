@@ -135,8 +135,9 @@ def plot_world_calibration(record: Mapping[str, Any], out_stem: str | os.PathLik
                            "em": "exact match (sensitive)"}.get(metric, metric))
     ax3.set_title(f"forgetting probe under {method}")
     ax3.set_xlabel("distillation step")
-    ax3.set_ylabel("accuracy")
-    ax3.set_ylim(0, 1.02)
+    ax3.set_ylabel("accuracy / probability")
+    lows = [p["min"] for curve in record["probe"].values() for p in curve]
+    ax3.set_ylim(max(0.0, min(lows, default=0.0) - 0.15), 1.01)  # zoomed: forgetting is a few points
     ax3.legend(fontsize=8)
     fig.suptitle("toy world calibration: is the run in the paper's regime?")
     return save_figure(fig, out_stem)
