@@ -6,7 +6,9 @@ builds a tiny world in a temporary directory, runs ``distill`` once with one pro
 ``accelerate launch --multi_gpu --num_processes 2`` on CPU (DDP over gloo), and checks that both finish with the
 same number of steps and a finite loss, and that the 2-process run's checkpoint loads with
 ``AutoModelForCausalLM``. (The two runs are not expected to give equal weights: each process
-normalises its own half-batch, as the authors' per-micro-batch normalisation does.)
+normalises its own half-batch, as the authors' per-micro-batch normalisation does.) A third run repeats
+the 2-process run with ``fused="on"`` (the DDP-wrapped student fuses through its wrapper) and checks its
+teacher-forced (FKL-stage) losses match the logits path's.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ def worker(world: Path, out: Path, steps: int) -> None:
                                      for n, i in enumerate(ids)))
     cfg = DistillConfig(student=str(world / "student"), teacher=str(world / "teacher"), task="toy_arith",
                         data=str(world / "train.jsonl"), out_dir=str(out), passrates=str(passrates), steps=steps,
-                        batch_size=4, lr=1e-2, max_new_tokens=6, progress=False, save_steps=(steps // 2,))
+                        batch_size=4, lr=1e-2, max_new_tokens=6, progress=False, save_steps=(steps // 2,),
+                        fused=os.environ.get("PACED_FUSED", "auto"))
     res = distill(cfg, METHOD)
     from accelerate import PartialState
 
@@ -63,14 +66,18 @@ def main() -> None:
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     subprocess.run([*launch, *me, str(tmp / "two")], check=True, env=env)
+    subprocess.run([*launch, *me, str(tmp / "two_fused")], check=True, env={**env, "PACED_FUSED": "on"})
     results = {}
-    for name in ("one", "two"):
+    for name in ("one", "two", "two_fused"):
         rows = [json.loads(line) for line in (tmp / name / "log.jsonl").read_text().splitlines()]
         steps = [r for r in rows if r["event"] == "step"]
         assert len(steps) == args.steps, (name, len(steps))
         assert all(r["loss"] is None or math.isfinite(r["loss"]) for r in steps)
         results[name] = [r["loss"] for r in steps]
     assert results["one"] != results["two"], "the 2-process run should normalise per half-batch"
+    fkl = args.steps // 2  # the FKL stage: teacher-forced, so the fused and logits paths must agree
+    for a, b in zip(results["two"][:fkl], results["two_fused"][:fkl], strict=True):
+        assert math.isclose(a, b, rel_tol=1e-4), ("fused under DDP", results["two"], results["two_fused"])
     from transformers import AutoModelForCausalLM
 
     AutoModelForCausalLM.from_pretrained(str(tmp / "two" / "checkpoints" / f"step{args.steps}"))

@@ -221,4 +221,5 @@ def test_two_process_cpu_run_via_accelerate_launch():
                           timeout=600, env={**__import__("os").environ, "GOMP_SPINCOUNT": "1000"})
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{"rank"')]
-    assert sorted((r["rank"], r["world"]) for r in ranks) == [(0, 1), (0, 2), (1, 2)]
+    # one process, then two (logits path), then two with the DDP-wrapped student on the fused path
+    assert sorted((r["rank"], r["world"]) for r in ranks) == [(0, 1), (0, 2), (0, 2), (1, 2), (1, 2)]
