@@ -55,18 +55,23 @@ def trajectory(summary: pd.DataFrame, method: str, task: str, tier: str, metric:
     return out
 
 
+def final_gain(curve: Sequence[Mapping[str, float]]) -> float | None:
+    """Last mean minus the first (step 0); ``None`` without at least two points."""
+    return curve[-1]["mean"] - curve[0]["mean"] if len(curve) >= 2 else None
+
+
+def degrades(curve: Sequence[Mapping[str, float]]) -> bool | None:
+    gain = final_gain(curve)
+    return gain < 0 if gain is not None else None
+
+
 def regime_checks(hist: Mapping[str, Sequence[int]], curves: Mapping[str, Sequence[Mapping[str, float]]],
                   probe: Sequence[Mapping[str, float]]) -> dict[str, bool | None]:
     """The paper's regime as booleans; ``None`` where the run has no data to decide."""
     learn = list(hist.get("learnable", []))
     k = len(learn) - 1
-
-    def final_gain(curve: Sequence[Mapping[str, float]]) -> float | None:
-        return curve[-1]["mean"] - curve[0]["mean"] if len(curve) >= 2 else None
-
     intr = curves.get("intractable", [])
     gain = final_gain(curves.get("learnable", []))
-    probe_drop = -final_gain(probe) if final_gain(probe) is not None else None  # type: ignore[operator]
     return {
         "pool_learnable_mass_at_0": learn[0] > 0 if learn else None,
         "pool_learnable_mass_interior": sum(learn[1:k]) > 0 if learn else None,
@@ -75,7 +80,7 @@ def regime_checks(hist: Mapping[str, Sequence[int]], curves: Mapping[str, Sequen
                                                if len(intr) >= 2 else None),
         "learnable_improves": gain > 0 if gain is not None else None,
         "probe_starts_at_least_0.9": probe[0]["mean"] >= 0.9 if probe else None,
-        "probe_degrades": probe_drop > 0 if probe_drop is not None else None,
+        "probe_degrades": degrades(probe),
     }
 
 
@@ -86,8 +91,7 @@ def world_calibration(world: Mapping[str, Any], rates: Iterable[Mapping[str, Any
     curves = {tier: trajectory(summary, method, ARITH_TASK, tier, "avg@k") for tier in TIERS}
     probe = {m: trajectory(summary, method, PROBE_TASK, "all", m) for m in PROBE_METRICS}
     checks = regime_checks(hist, curves, probe["mc_acc"])
-    for metric in PROBE_METRICS[1:]:
-        checks[f"probe_{metric}_degrades"] = regime_checks({}, {}, probe[metric])["probe_degrades"]
+    checks.update({f"probe_{metric}_degrades": degrades(probe[metric]) for metric in PROBE_METRICS[1:]})
     has_run = any(len(c) > 1 for c in curves.values())
     return {
         "method": method if has_run else None,

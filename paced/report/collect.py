@@ -135,7 +135,8 @@ def add_forgetting(
     """
     df = summary[~summary["metric"].astype(str).str.startswith("forgetting")]
     new: list[dict[str, Any]] = []
-    for (task, (metric, prefix)) in ((t, mp) for t in probe_tasks for mp in (metrics or FORGETTING_OF).items()):
+    pairs = [(task, mp) for task in probe_tasks for mp in (metrics or FORGETTING_OF).items()]
+    for task, (metric, prefix) in pairs:
         acc = df[(df["task"] == task) & (df["metric"] == metric) & df["value"].notna()]
         base = acc[acc["method"] == base_method]
         if base.empty:

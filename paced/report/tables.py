@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from paced.report.collect import BASE_METHOD
+from paced.report.collect import BASE_METHOD, FORGETTING_OF
 from paced.report.format import MISSING, fmt_mean_std
 
 METHOD_ORDER = (
@@ -32,8 +32,10 @@ METHOD_ORDER = (
 )
 # Preferred headline metric of a (task, tier), first present wins: avg@k is the paper's metric.
 PRIMARY_METRICS = ("avg@k", r"avg@\d+", "mc_acc", "acc", "em", "pass@k", r"pass@\d+")
-FORGETTING_METRICS = ("forgetting_pts", "forgetting_pct", "forgetting_em_pts", "forgetting_em_pct")
-FORGETTING_PTS = ("forgetting_pts", "forgetting_em_pts")  # MC accuracy (paper), greedy exact match (toy probe)
+# forgetting in points / per cent of each probe metric (MC accuracy: the paper's; exact match: the toy probe's)
+FORGETTING_PTS = tuple(f"{prefix}_pts" for prefix in FORGETTING_OF.values())
+FORGETTING_PCT = tuple(f"{prefix}_pct" for prefix in FORGETTING_OF.values())
+FORGETTING_METRICS = FORGETTING_PTS + FORGETTING_PCT
 _PERCENT = re.compile(r"^(avg@(k|\d+)|pass@(k|\d+)|mc_acc|acc|em)$")
 TIER_ORDER = ("all", "learnable", "hard", "intractable")
 
@@ -46,7 +48,7 @@ def metric_scale(metric: str) -> float:
 def metric_unit(metric: str) -> str:
     if metric in FORGETTING_PTS:
         return "pts"
-    return "%" if _PERCENT.match(metric) or metric in ("forgetting_pct", "forgetting_em_pct") else ""
+    return "%" if _PERCENT.match(metric) or metric in FORGETTING_PCT else ""
 
 
 def method_order(methods: Sequence[str]) -> list[str]:

@@ -75,10 +75,15 @@ def _fact_stream(rng: random.Random, facts: list[dict[str, Any]]) -> Iterator[Pa
         yield f["prompt"], f["answer"]
 
 
+def held_out_prompts(sets: dict[str, list[dict[str, Any]]]) -> set[str]:
+    """Every prompt of every data set: pre-training streams never draw these."""
+    return {r["prompt"] for rows in sets.values() for r in rows}
+
+
 def train_teacher(cfg: WorldConfig, sets: dict[str, list[dict[str, Any]]], tok: Any) -> tuple[Any, TrainResult]:
     """Teacher: mod-16 + mod-24 (``teacher_intractable_share``) per batch; the first checkpoint with
     >= ``teacher_min_acc`` greedy accuracy on both tiers."""
-    held_out = {r["prompt"] for rows in sets.values() for r in rows}
+    held_out = held_out_prompts(sets)
     streams = [stream_chains(random.Random(f"{cfg.seed}:teacher:{t}"), spec, cfg.max_len, held_out)
                for t, spec in (("l", learnable_spec(cfg.max_len)),
                                ("i", intractable_spec(cfg.intractable_min_len, cfg.max_len)))]
@@ -108,7 +113,7 @@ def _student_score(cfg: WorldConfig, m: dict[str, float]) -> float:
 def train_student(cfg: WorldConfig, sets: dict[str, list[dict[str, Any]]], tok: Any) -> tuple[Any, TrainResult]:
     """Student: ``student_facts_first_steps`` facts-only steps, then mod-16 + facts (``student_facts_share``)
     per batch; never sees ``$``. Selected by the criteria, not by a fixed step."""
-    held_out = {r["prompt"] for rows in sets.values() for r in rows}
+    held_out = held_out_prompts(sets)
     streams = [stream_chains(random.Random(f"{cfg.seed}:student:l"), learnable_spec(cfg.max_len),
                              cfg.max_len, held_out),
                _fact_stream(random.Random(f"{cfg.seed}:student:f"), sets["facts"])]
@@ -142,19 +147,18 @@ def train_student(cfg: WorldConfig, sets: dict[str, list[dict[str, Any]]], tok: 
                       score=lambda m: _student_score(cfg, m), desc="student")
     result.history = pre_history + result.history  # steps of the mixed phase count from 1 after the facts phase
     if topup and result.criteria_met and result.metrics["facts_em"] < cfg.student_min_facts_em:
-        result = _facts_topup(cfg, model, tok, sets, evaluate, result)
+        result = _facts_topup(cfg, model, tok, sets, held_out, evaluate, result)
     return model, result
 
 
 def _facts_topup(cfg: WorldConfig, model: Any, tok: Any, sets: dict[str, list[dict[str, Any]]],
-                 evaluate: Any, mixed: TrainResult) -> TrainResult:
+                 held_out: set[str], evaluate: Any, mixed: TrainResult) -> TrainResult:
     """Re-learn the facts just past ``student_min_facts_em`` (half facts, half mod-16 per batch, constant
     lr, checked every 5 steps), so the probe starts high but is freshly, not deeply, learned."""
     n = cfg.student_topup_steps
     spec = TrainSpec(lr=cfg.student_train.lr, batch_size=cfg.student_train.batch_size, max_steps=n,
                      warmup_steps=0, eval_from=min(5, n), eval_every=5, min_lr_frac=1.0,
                      weight_decay=cfg.student_train.weight_decay)
-    held_out = {r["prompt"] for rows in sets.values() for r in rows}
     streams = [stream_chains(random.Random(f"{cfg.seed}:student:topup"), learnable_spec(cfg.max_len),
                              cfg.max_len, held_out),
                _fact_stream(random.Random(f"{cfg.seed}:student:topup_f"), sets["facts"])]
@@ -217,10 +221,12 @@ def build_world(cfg: WorldConfig, out_dir: str | Path, *, overwrite: bool = Fals
     return record
 
 
-def train_models(cfg: WorldConfig, out: Path, workers: int) -> dict[str, dict[str, Any]]:
-    """Teacher and student records (``paced.world.worker``), side by side when ``workers >= 2``."""
+def train_models(cfg: WorldConfig, out: Path, workers: int,
+                 sets: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, dict[str, Any]]:
+    """Teacher and student records (``paced.world.worker``), side by side when ``workers >= 2``
+    (in-process roles reuse ``sets``; a worker process rebuilds them from the config)."""
     if workers < 2:
-        return {role: run_role(role, cfg, out) for role in ROLES}
+        return {role: run_role(role, cfg, out, sets=sets) for role in ROLES}
     cfg_path = out / ".config.json"
     write_json(cfg_path, cfg.to_dict())
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT", "1000")}
@@ -249,7 +255,7 @@ def train_models(cfg: WorldConfig, out: Path, workers: int) -> dict[str, dict[st
 def _build_into(cfg: WorldConfig, out: Path, calibrate: bool, workers: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     sets = make_datasets(cfg)
-    models = train_models(cfg, out, workers)
+    models = train_models(cfg, out, workers, sets)
     timings: dict[str, float] = {"teacher_s": models["teacher"]["seconds"],
                                  "student_and_hard_s": models["student"]["seconds"],
                                  "models_wall_s": time.perf_counter() - t0}

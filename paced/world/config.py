@@ -18,6 +18,13 @@ def _check(cond: bool, owner: str, name: str, value: object, allowed: str) -> No
         raise ValueError(f"{owner}.{name} = {value!r} is invalid; allowed: {allowed}")
 
 
+def _check_ints(obj: object, names: tuple[str, ...], low: int = 1) -> None:
+    """Each named field of ``obj`` is an integer >= ``low``."""
+    for name in names:
+        value = getattr(obj, name)
+        _check(isinstance(value, int) and value >= low, type(obj).__name__, name, value, f"an integer >= {low}")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A Qwen3 causal LM trained from scratch (tied embeddings)."""
@@ -29,9 +36,7 @@ class ModelSpec:
     d_mlp: int = 384
 
     def __post_init__(self) -> None:
-        for name in ("d_model", "n_layers", "n_heads", "head_dim", "d_mlp"):
-            value = getattr(self, name)
-            _check(isinstance(value, int) and value >= 1, "ModelSpec", name, value, "an integer >= 1")
+        _check_ints(self, ("d_model", "n_layers", "n_heads", "head_dim", "d_mlp"))
 
 
 @dataclass(frozen=True)
@@ -53,9 +58,7 @@ class TrainSpec:
 
     def __post_init__(self) -> None:
         _check(self.lr > 0, "TrainSpec", "lr", self.lr, "> 0")
-        for name in ("batch_size", "max_steps", "eval_every"):
-            value = getattr(self, name)
-            _check(isinstance(value, int) and value >= 1, "TrainSpec", name, value, "an integer >= 1")
+        _check_ints(self, ("batch_size", "max_steps", "eval_every"))
         _check(0 <= self.warmup_steps < self.max_steps, "TrainSpec", "warmup_steps", self.warmup_steps,
                f"0 <= warmup_steps < max_steps ({self.max_steps})")
         _check(0 <= self.eval_from <= self.max_steps, "TrainSpec", "eval_from", self.eval_from,
@@ -118,19 +121,12 @@ class WorldConfig:
     sampler_batch_size: int = 32
 
     def __post_init__(self) -> None:
-        _check(isinstance(self.seed, int) and self.seed >= 0, "WorldConfig", "seed", self.seed,
-               "an integer >= 0")
+        _check_ints(self, ("seed", "student_topup_steps", "student_facts_first_steps"), low=0)
         _check(1 <= self.max_len <= 12, "WorldConfig", "max_len", self.max_len, "1..12")
         _check(1 <= self.intractable_min_len <= self.max_len, "WorldConfig", "intractable_min_len",
                self.intractable_min_len, f"1..max_len ({self.max_len})")
-        _check(isinstance(self.student_topup_steps, int) and self.student_topup_steps >= 0,
-               "WorldConfig", "student_topup_steps", self.student_topup_steps, "an integer >= 0")
-        _check(isinstance(self.student_facts_first_steps, int) and self.student_facts_first_steps >= 0,
-               "WorldConfig", "student_facts_first_steps", self.student_facts_first_steps, "an integer >= 0")
-        for name in ("n_pool_learnable", "n_pool_intractable", "n_eval_learnable", "n_eval_intractable",
-                     "n_val", "n_hard_candidates", "max_hard", "n_facts", "k", "sampler_batch_size"):
-            value = getattr(self, name)
-            _check(isinstance(value, int) and value >= 1, "WorldConfig", name, value, "an integer >= 1")
+        _check_ints(self, ("n_pool_learnable", "n_pool_intractable", "n_eval_learnable", "n_eval_intractable",
+                           "n_val", "n_hard_candidates", "max_hard", "n_facts", "k", "sampler_batch_size"))
         _check(self.n_facts <= 26 ** 3, "WorldConfig", "n_facts", self.n_facts, "<= 26**3 distinct keys")
         _check(0 <= self.hard_max_pass < 1, "WorldConfig", "hard_max_pass", self.hard_max_pass, "[0, 1)")
         _check(self.temperature > 0, "WorldConfig", "temperature", self.temperature, "> 0")

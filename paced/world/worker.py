@@ -30,8 +30,10 @@ def result_path(out: str | Path, role: str) -> Path:
     return Path(out) / f".{role}.json"
 
 
-def run_role(role: str, cfg: WorldConfig, out: str | Path) -> dict[str, Any]:
-    """Train ``role`` on one torch thread, save it under ``out/role``; returns (and writes) its record."""
+def run_role(role: str, cfg: WorldConfig, out: str | Path,
+             sets: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """Train ``role`` on one torch thread, save it under ``out/role``; returns (and writes) its record.
+    ``sets``: the world's data sets when the caller has them (``make_datasets(cfg)`` otherwise)."""
     from paced.world.build import (  # build imports this module's caller; import late
         _model_record,
         _save_model,
@@ -47,7 +49,7 @@ def run_role(role: str, cfg: WorldConfig, out: str | Path) -> dict[str, Any]:
     threads, t0 = torch.get_num_threads(), time.perf_counter()
     torch.set_num_threads(1)
     try:
-        sets, tok = make_datasets(cfg), build_char_tokenizer()
+        sets, tok = sets if sets is not None else make_datasets(cfg), build_char_tokenizer()
         model, res = (train_teacher if role == "teacher" else train_student)(cfg, sets, tok)
         _save_model(model, tok, Path(out) / role)
         record: dict[str, Any] = {"model": _model_record(model, res)}
