@@ -87,3 +87,14 @@ def test_calibration_figure_is_written(tmp_path) -> None:
     paths = plot_world_calibration(rec, tmp_path / "cal")
     assert [p.suffix for p in paths] == [".png", ".pdf"]
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_read_jsonl_names_the_file_and_line_of_a_bad_row(tmp_path) -> None:
+    from paced.io import read_jsonl
+
+    path = tmp_path / "rates.jsonl"
+    path.write_text('{"id": "a", "k": 4}\n\n{"id": "b", \n')
+    with pytest.raises(ValueError, match=r"rates\.jsonl:3: not valid JSON"):
+        read_jsonl(path)
+    path.write_text('{"id": "a"}\n\n{"id": "b"}\n')
+    assert [r["id"] for r in read_jsonl(path)] == ["a", "b"]

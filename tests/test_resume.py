@@ -70,3 +70,15 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, monkeypatch):
     assert any(loss is not None for _, div, loss, _ in steps(full.out_dir) if div == "reverse_kl")
     with pytest.raises(ValueError, match=r"cannot resume.*'uniform-fkl'"):
         distill(cfg, "uniform-fkl", resume=True)
+
+
+class _NotTensorData:  # a pickled object: what weights_only=True refuses to build
+    pass
+
+
+def test_trainer_state_is_loaded_without_running_pickled_code(tmp_path):
+    torch.save({"step": 3, "rng": {"torch": torch.get_rng_state()}}, tmp_path / "trainer_state.pt")
+    assert load_state(tmp_path)["step"] == 3
+    torch.save({"step": 3, "evil": _NotTensorData()}, tmp_path / "trainer_state.pt")
+    with pytest.raises(ValueError, match="can load safely"):
+        load_state(tmp_path)

@@ -139,11 +139,16 @@ def test_tiny_world_calibration_files(tiny_world):
     assert (out / "calibration.png").stat().st_size > 1000
 
 
-def test_build_is_deterministic_and_refuses_nonempty_dir(tiny_world, tmp_path):
+def test_build_is_deterministic_and_refuses_nonempty_dir(tiny_world, tmp_path, caplog):
     """The same world in-process and with the teacher and student trained in two worker processes."""
+    import logging
+
     out, rec = tiny_world
     again = tmp_path / "again"
-    rec2 = build_world(WorldConfig.preset("tiny"), again, workers=2)
+    with caplog.at_level(logging.INFO, logger="paced.world.build"):
+        rec2 = build_world(WorldConfig.preset("tiny"), again, workers=2)
+    folded = {r.getMessage().split(" worker log:")[0] for r in caplog.records if " worker log:" in r.getMessage()}
+    assert folded == {"teacher", "student"}  # each worker's own log reaches this process's log
     for name in ("train.jsonl", "eval_math.jsonl", "eval_hard.jsonl", "probe.jsonl", "student/model.safetensors",
                  "teacher/model.safetensors"):
         assert (again / name).read_bytes() == (out / name).read_bytes(), name
@@ -204,3 +209,5 @@ def test_facts_topup_runs_after_the_mixed_phase_selection():
     assert res.step == cfg.student_train.eval_from + best  # mixed phase accepted at its first check (step 6)
     with pytest.raises(ValueError, match="student_topup_steps"):
         WorldConfig(student_topup_steps=-1)
+    with pytest.raises(ValueError, match=r"teacher_intractable_share = 1 is invalid; allowed: \(0, 1\)"):
+        WorldConfig(teacher_intractable_share=1)
