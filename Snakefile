@@ -7,7 +7,8 @@ import os
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
-from paced.safety import describe_schema_error
+from paced.pipeline.config_checks import check_integers, check_size
+from paced.pipeline.schema_errors import describe_schema_error, load_schema
 
 # CPU torch stalls 2-5x in OpenMP spin-waits without this; every job inherits it.
 os.environ.setdefault("GOMP_SPINCOUNT", "1000")
@@ -18,9 +19,12 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+SCHEMA = "workflow/schemas/config.schema.yaml"
 try:
-    validate(config, "workflow/schemas/config.schema.yaml")
-except WorkflowError as err:  # one line naming the key, not the whole failing sub-schema
+    check_size(config)  # before anything walks it: an alias bomb or a huge list is refused at once
+    validate(config, SCHEMA)
+    check_integers(config, load_schema(os.path.join(workflow.basedir, SCHEMA)))
+except (WorkflowError, ValueError) as err:  # one line naming the key, not the whole failing sub-schema
     raise WorkflowError(f"invalid config: {describe_schema_error(err)}") from None
 
 include: "workflow/rules/common.smk"

@@ -20,7 +20,7 @@ import time
 import torch
 
 from paced.rollouts import HFSampler, SamplingParams
-from paced.world.build import arith_max_new_tokens
+from paced.world.recipes import arith_max_new_tokens
 from paced.world.config import WorldConfig
 from paced.world.data import learnable_spec, sample_chain
 from paced.world.models import make_model

@@ -4,11 +4,28 @@ The top level exports only the pure math (kernels, pass rates, divergences, weig
 models, tasks, samplers and the trainer live in subpackages and are imported explicitly.
 """
 
-from paced.divergences import DIVERGENCES, adaptive_kl, forward_kl, get_divergence, jsd, reverse_kl
-from paced.kernels import KERNELS, beta_kernel, get_kernel, kernel_mode, normalize_weights
-from paced.passrate import avg_at_k, estimate_pass_rate, pass_at_k
-from paced.snr import binned_gradient_snr, cosine_alignment, gradient_snr
-from paced.weighting import weighted_loss
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# loaded on first use: importing paced (as every workflow job does, e.g. for paced.report) must not import
+# torch, which divergences, weighting and SNR need and a report job does not (seconds per job)
+_LAZY = {
+    **dict.fromkeys(["DIVERGENCES", "adaptive_kl", "forward_kl", "get_divergence", "jsd", "reverse_kl"],
+                    "paced.divergences"),
+    **dict.fromkeys(["KERNELS", "beta_kernel", "get_kernel", "kernel_mode", "normalize_weights"], "paced.kernels"),
+    **dict.fromkeys(["avg_at_k", "estimate_pass_rate", "pass_at_k"], "paced.passrate"),
+    **dict.fromkeys(["binned_gradient_snr", "cosine_alignment", "gradient_snr"], "paced.snr"),
+    "weighted_loss": "paced.weighting",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'paced' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import numpy as np
-import torch
 
 
 def is_tensor(x: Any) -> bool:
-    return isinstance(x, torch.Tensor)
+    # a tensor exists only once torch is imported; not importing it here keeps torch (seconds) out of the
+    # jobs that only read results (reports), which reach these checks through the method specs
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
 
 
 def to_numpy64(x: Any, name: str) -> np.ndarray:
     """Any array-like (list, numpy, torch) -> float64 numpy array (a copy for tensors)."""
     if is_tensor(x):
-        return x.detach().to("cpu", torch.float64).numpy()
+        return x.detach().double().cpu().numpy()
     try:
         return np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:

@@ -270,10 +270,11 @@ def causal_lm_hidden(model: torch.nn.Module, input_ids: torch.Tensor, attention_
     their logits (``logit_scale``, ``final_logit_softcapping``) are refused rather than silently wrong.
     Slice the response positions from ``hidden`` (cheap: H, not V, wide) before the fused divergence.
 
-    A ``DistributedDataParallel`` model is called through its wrapper (DDP must see the forward to
-    all-reduce the gradients) with ``output_hidden_states=True, logits_to_keep=1``: the last hidden
-    state is the normed one, and only one position's logits are formed. (FSDP shards the head's
-    weight outside its forward, so FSDP models take the logits path; see ``paced.trainer.step``.)
+    The model is always called through its root forward (a DDP or FSDP2 wrapper must see the forward
+    to synchronise gradients or gather shards; a submodule such as ``base_model`` called alone would
+    skip the root's all-gather) with ``output_hidden_states=True, logits_to_keep=1``: the last hidden
+    state is the normed one, and only one position's logits are formed. Under FSDP2 the root's
+    parameters, ``lm_head`` included, stay unsharded from the root forward until backward.
     """
     inner = model.module if is_ddp(model) else model
     cfg = getattr(inner, "config", None)
@@ -282,17 +283,13 @@ def causal_lm_hidden(model: torch.nn.Module, input_ids: torch.Tensor, attention_
         if value not in (None, 1, 1.0):
             raise ValueError(f"{type(inner).__name__} has {key}={value!r}; the fused path assumes plain "
                              f"logits = lm_head(hidden)")
-    head = inner.get_output_embeddings()
+    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                use_cache=False, output_hidden_states=True, logits_to_keep=1)
+    hidden = out.hidden_states[-1]
+    if hidden.shape[:2] != input_ids.shape:
+        raise ValueError(f"{type(inner).__name__}: hidden_states[-1] has shape {tuple(hidden.shape)}; "
+                         "the fused path needs the final hidden states (set fused: off)")
+    head = inner.get_output_embeddings()  # after the forward: under FSDP2 its weight is the unsharded one
     if not isinstance(head, torch.nn.Linear):
         raise ValueError(f"output embeddings of {type(inner).__name__} are {type(head).__name__}, not nn.Linear")
-    if is_ddp(model):
-        out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                    use_cache=False, output_hidden_states=True, logits_to_keep=1)
-        hidden = out.hidden_states[-1]
-        if hidden.shape[:2] != input_ids.shape:
-            raise ValueError(f"{type(inner).__name__}: hidden_states[-1] has shape {tuple(hidden.shape)}; "
-                             "the fused path under DDP needs the final hidden states (set fused: off)")
-        return hidden, head.weight, head.bias
-    out = inner.base_model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                           use_cache=False)
-    return out.last_hidden_state, head.weight, head.bias
+    return hidden, head.weight, head.bias

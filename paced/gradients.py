@@ -8,6 +8,13 @@ hashed to a bucket h(j) with a random sign s(j)) maps g ∈ R^D to Sg ∈ R^m wi
 
 so norms, means and covariance traces — all the SNR needs — are preserved in expectation, with
 relative error O(1/√m) on inner products. ``sketch_dim >= D`` gives the exact gradients (identity).
+
+h and s are never stored: they are a hash of (seed, j), computed on the gradient's device for one chunk of
+indices at a time (``chunk_size``, int32 buckets), so the sketch costs O(chunk + m) memory whatever D is
+(storing them as int64 costs 16 bytes a parameter: ~28 GB for 1.7B parameters). The hash (murmur3's 32-bit
+finaliser over the index's two 32-bit halves) is integer arithmetic, so the sketch is the same on every device
+and for every chunking, and each parameter tensor is sketched in place at its offset (no flat copy of the
+gradient is formed).
 """
 
 from __future__ import annotations
@@ -18,32 +25,79 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+MASK32 = 0xFFFFFFFF
+DEFAULT_CHUNK = 1 << 22  # indices hashed at once: ~4M × (3 int64 temporaries + int32 + fp32) ≈ 0.1 GB
+
+
+def _fmix32(x: torch.Tensor) -> torch.Tensor:
+    """murmur3's 32-bit finaliser on int64 tensors holding values in [0, 2³²) (products wrap; the mask keeps
+    the low 32 bits, which wrapping does not change)."""
+    x = x ^ (x >> 16)
+    x = (x * 0x85EBCA6B) & MASK32
+    x = x ^ (x >> 13)
+    x = (x * 0xC2B2AE35) & MASK32
+    return x ^ (x >> 16)
+
+
+def hash_indices(start: int, n: int, seed: int, dim: int, device: torch.device | str = "cpu",
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Buckets [n] int32 in [0, dim) and signs [n] fp32 in {−1, +1} of indices start .. start + n − 1."""
+    j = torch.arange(start, start + n, dtype=torch.int64, device=device)
+    key = _fmix32((j >> 32) ^ (_fmix32(torch.tensor(seed & MASK32, device=device)) + 0x9E3779B9 & MASK32))
+    h = _fmix32((j & MASK32) ^ key)
+    buckets = (h % dim).to(torch.int32)
+    signs = (_fmix32(h ^ 0x5BD1E995) >> 31).to(torch.float32).mul_(2).sub_(1)
+    return buckets, signs
+
 
 class CountSketch:
-    """A fixed, seeded count sketch R^D -> R^m. Deterministic in ``seed``."""
+    """A fixed, seeded count sketch R^D -> R^m, deterministic in ``seed``; stores nothing of size D."""
 
-    def __init__(self, num_params: int, dim: int, seed: int = 0) -> None:
+    def __init__(self, num_params: int, dim: int, seed: int = 0, chunk_size: int = DEFAULT_CHUNK) -> None:
         if num_params < 1:
             raise ValueError(f"num_params must be >= 1, got {num_params}")
         if dim < 1:
             raise ValueError(f"dim (sketch_dim) must be >= 1, got {dim}")
-        self.num_params = num_params
+        if dim >= 1 << 31 and dim < num_params:
+            raise ValueError(f"dim (sketch_dim)={dim} must be < 2**31 (int32 buckets)")
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        self.num_params, self.seed, self.chunk_size = num_params, seed, chunk_size
         self.exact = dim >= num_params
         self.dim = num_params if self.exact else dim
-        if not self.exact:
-            gen = torch.Generator().manual_seed(seed)
-            self.buckets = torch.randint(0, dim, (num_params,), generator=gen)  # (D,)
-            self.signs = torch.randint(0, 2, (num_params,), generator=gen).float() * 2 - 1  # (D,)
+
+    def add_(self, out: torch.Tensor, values: torch.Tensor, offset: int) -> torch.Tensor:
+        """``out`` (m,) += the sketch of ``values`` placed at flat indices offset .. offset + numel − 1."""
+        flat = values.detach().reshape(-1)
+        if offset < 0 or offset + flat.numel() > self.num_params:
+            raise ValueError(f"values at offset {offset} (+{flat.numel()}) fall outside [0, {self.num_params})")
+        if self.exact:
+            out[offset:offset + flat.numel()] += flat.float()
+            return out
+        for lo in range(0, flat.numel(), self.chunk_size):
+            part = flat[lo:lo + self.chunk_size]
+            buckets, signs = hash_indices(offset + lo, part.numel(), self.seed, self.dim, part.device)
+            out.index_add_(0, buckets, part.float().mul_(signs) if part.dtype != torch.float32 else part * signs)
+        return out
 
     def __call__(self, flat: torch.Tensor) -> torch.Tensor:
-        """Sketch a flat vector ``flat`` (D,) -> (m,), float32."""
+        """Sketch a flat vector ``flat`` (D,) -> (m,), float32, on ``flat``'s device."""
         if flat.shape != (self.num_params,):
             raise ValueError(f"expected a flat gradient of shape ({self.num_params},), got {tuple(flat.shape)}")
-        flat = flat.detach().float()
-        if self.exact:
-            return flat.clone()
-        out = torch.zeros(self.dim, dtype=torch.float32)
-        return out.index_add_(0, self.buckets, flat * self.signs)
+        return self.add_(torch.zeros(self.dim, dtype=torch.float32, device=flat.device), flat, 0)
+
+    def sketch_grads(self, params: Sequence[torch.nn.Parameter]) -> torch.Tensor:
+        """The sketch of the concatenated ``.grad`` of ``params`` (a parameter without a gradient counts as
+        zeros), one parameter at a time -> (m,) float32 on the first parameter's device."""
+        out = torch.zeros(self.dim, dtype=torch.float32, device=params[0].device)
+        offset = 0
+        for p in params:
+            if p.grad is not None:
+                self.add_(out, p.grad, offset)
+            offset += p.numel()
+        if offset != self.num_params:
+            raise ValueError(f"params hold {offset} values; the sketch was made for {self.num_params}")
+        return out
 
 
 def flat_grad(params: Sequence[torch.nn.Parameter]) -> torch.Tensor:
@@ -60,9 +114,10 @@ def per_example_gradients(
     seed: int = 0,
     desc: str = "per-problem gradients",
 ) -> torch.Tensor:
-    """Sketched gradient of ``loss_fn(model, example)`` for each example -> (N, m) float32.
+    """Sketched gradient of ``loss_fn(model, example)`` for each example -> (N, m) float32 on the CPU.
 
-    The model's parameters are left unchanged (only ``.grad`` is used, then cleared).
+    Runs where the model is (the sketch is formed on its device; only the m-vector comes back). The model's
+    parameters are left unchanged (only ``.grad`` is used, then cleared).
     """
     params = [p for p in model.parameters() if p.requires_grad]
     sketch = CountSketch(sum(p.numel() for p in params), sketch_dim, seed)
@@ -74,7 +129,7 @@ def per_example_gradients(
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss {loss.item()} while computing gradients for {ex!r:.80}")
         loss.backward()
-        rows.append(sketch(flat_grad(params)))
+        rows.append(sketch.sketch_grads(params).cpu())
     model.zero_grad(set_to_none=True)
     if not rows:
         return torch.zeros(0, sketch.dim)

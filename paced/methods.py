@@ -8,7 +8,7 @@ not change the step budget) or, alternatively, absolute step counts that must ad
 Presets for the paper's rows live in :data:`METHODS` (``get_method("paced-fkl")``); a dict such as
 ``{"preset": "paced-fkl", "kernel": {"alpha": 2}}`` overrides a preset (:func:`load_method`).
 
-Decisions the paper leaves open (SPEC §1), as defaults here:
+Decisions the paper leaves open (docs/paper.md, "Not reported"), as defaults here:
 
 - two-stage split FKL→RKL: 0.5 / 0.5 of the steps;
 - refresh: ``once`` (p̂ estimated before training) for one-stage methods, ``per_stage`` for
@@ -25,24 +25,27 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from paced.divergences import Divergence, get_divergence
-from paced.kernels import KERNELS, NORMALISATIONS, Kernel, get_kernel
+from paced.kernels import KERNELS, Kernel, get_kernel
+from paced.normalisation import NORMALISATIONS
 from paced.passrate import SMOOTHINGS
+from paced.passrate.refresh import REFRESH_POLICIES
+from paced.problem_weights import WEIGHT_SOURCES
 from paced.registry import Registry
 
-WEIGHT_SOURCES = ("pass_rate", "oracle_tier", "none")
-REFRESHES = ("once", "per_stage", "every_n", "online")
+if TYPE_CHECKING:
+    from paced.divergences import Divergence
+
 TEACHERS = ("separate", "self")
 SOURCES = ("references", "on_policy")
-# Which sequences a divergence is computed on unless a stage says otherwise (SPEC §1).
+# Which sequences a divergence is computed on unless a stage says otherwise (docs/paper.md).
 DEFAULT_SOURCE = {"forward_kl": "references", "adaptive_kl": "references", "jsd": "references",
                   "reverse_kl": "on_policy"}
 SHORT = {"forward_kl": "fkl", "reverse_kl": "rkl", "adaptive_kl": "akl", "jsd": "jsd"}
-# SPEC §1: the self-distillation teacher is the student prompted with the gold answer.
+# docs/paper.md: the self-distillation teacher is the student prompted with the gold answer.
 SELF_TEACHER_TEMPLATE = ("The ground truth answer to this problem is: {answer}; "
                          "derive the same final answer in your own words.\n{prompt}")
 
@@ -91,6 +94,9 @@ class StageSpec:
         return self.source == "on_policy"
 
     def build(self) -> Divergence:
+        # imported here: divergences need torch, and the report jobs that read method specs do not
+        from paced.divergences import get_divergence
+
         return get_divergence(self.divergence, **dict(self.params))
 
     @classmethod
@@ -152,23 +158,24 @@ class MethodSpec:
             check_keys("kernel", self.kernel, {f.name for f in dataclasses.fields(KernelConfig)})
             object.__setattr__(self, "kernel", KernelConfig(**self.kernel))
         object.__setattr__(self, "oracle_zero_tiers", tuple(self.oracle_zero_tiers))
-        _choice("weight_source", self.weight_source, WEIGHT_SOURCES)
-        _choice("refresh", self.refresh, REFRESHES)
+        WEIGHT_SOURCES.get(self.weight_source)
+        policy = REFRESH_POLICIES.get(self.refresh)
         _choice("teacher", self.teacher, TEACHERS)
         SMOOTHINGS.get(self.smoothing)
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
             raise ValueError(f"k={self.k!r} is out of range; allowed: integers >= 1")
-        if self.refresh == "every_n":
-            if not isinstance(self.refresh_every, int) or self.refresh_every < 1:
+        if policy.needs_every:
+            if isinstance(self.refresh_every, bool) or not isinstance(self.refresh_every, int) \
+                    or self.refresh_every < 1:
                 raise ValueError(f"refresh_every={self.refresh_every!r} must be an integer >= 1 "
-                                 "when refresh='every_n'")
+                                 f"when refresh={self.refresh!r}")
         elif self.refresh_every is not None:
-            raise ValueError(f"refresh_every={self.refresh_every!r} is only used with refresh='every_n', "
-                             f"got refresh={self.refresh!r}")
+            raise ValueError(f"refresh_every={self.refresh_every!r} is only used by refresh policies that "
+                             f"read it, got refresh={self.refresh!r}")
         if self.weight_source != "pass_rate" and self.kernel.name != "uniform":
             raise ValueError(f"kernel {self.kernel.name!r} needs pass rates; set weight_source='pass_rate' "
                              f"(got weight_source={self.weight_source!r})")
-        if self.refresh == "online" and not any(s.on_policy for s in self.stages):
+        if policy.online and not any(s.on_policy for s in self.stages):
             raise ValueError("refresh='online' updates p̂ from on-policy samples, but no stage is on-policy")
         self._check_stage_kinds()
         if self.teacher == "self" and "{answer}" not in self.self_teacher_template:
@@ -282,6 +289,7 @@ _PRESETS: dict[str, dict[str, Any]] = {
 }
 for _name, _d in _PRESETS.items():
     METHODS.add(_name, MethodSpec(**_d, name=_name))
+PRESET_ORDER: tuple[str, ...] = tuple(_PRESETS)  # the paper's row order; report tables list methods in it
 
 
 def get_method(name: str) -> MethodSpec:

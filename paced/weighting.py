@@ -6,36 +6,11 @@ authors' trainer normalises by Σᵢ wᵢ over the micro-batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from paced.registry import Registry
-
-# A reduction maps (wℓ [B], w [B]) to a scalar; wℓ is precomputed with zero-weight terms dropped.
-LossReduction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def _reduce_sum(wl: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """Σ wᵢ ℓᵢ / Σ wᵢ (the authors' choice)."""
-    return wl.sum() / w.sum()
-
-
-def _reduce_mean_one(wl: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """mean_i (wᵢ / mean w) ℓᵢ."""
-    return (wl / w.mean()).mean()
-
-
-def _reduce_none(wl: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """mean_i wᵢ ℓᵢ (raw weights: the loss scale moves with the weights)."""
-    return wl.mean()
-
-
-LOSS_REDUCTIONS: Registry[LossReduction] = Registry("normalisation")
-LOSS_REDUCTIONS.add("sum", _reduce_sum)
-LOSS_REDUCTIONS.add("mean_one", _reduce_mean_one)
-LOSS_REDUCTIONS.add("none", _reduce_none)
+from paced.normalisation import NORMALISATIONS
 
 
 def weighted_loss(per_sequence_loss: torch.Tensor, weights: Any, normalisation: str = "sum") -> torch.Tensor:
@@ -56,7 +31,7 @@ def weighted_loss(per_sequence_loss: torch.Tensor, weights: Any, normalisation: 
     ``weights`` may be a tensor, numpy array or list; it is treated as a constant of ℓ's dtype
     and device. Raises ``ValueError`` on shape mismatch or negative weights.
     """
-    reduce = LOSS_REDUCTIONS.get(normalisation)
+    reduce = NORMALISATIONS.get(normalisation).reduce
     if not isinstance(per_sequence_loss, torch.Tensor) or per_sequence_loss.dim() != 1:
         shape = tuple(per_sequence_loss.shape) if isinstance(per_sequence_loss, torch.Tensor) else None
         raise ValueError(f"per_sequence_loss must be a 1-D tensor [B]; got shape {shape}")

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from paced.pipeline.suite import resolve_suite
 from paced.report import read_summary
 from paced.report.ablations import (
     ABLATION_SUMMARY,
@@ -27,7 +28,6 @@ from paced.report.ablations import (
     varied_knobs,
     write_ablation_summary,
 )
-from paced.suite import resolve_suite
 
 snakemake_utils = pytest.importorskip("snakemake.utils")
 
@@ -272,9 +272,9 @@ def test_load_ablation_fallbacks(tmp_path: Path) -> None:
 
 
 def test_k_arm_estimates_its_own_initial_pass_rates() -> None:
-    from paced.suite_runs import distill_config
+    from paced.pipeline.distill import distill_config
 
-    suite = resolve_suite(snakemake_config(_read(CONFIGS / "k.yaml"))).as_dict()
+    suite = resolve_suite(snakemake_config(_read(CONFIGS / "k.yaml")))
     own = distill_config(suite, "paced-fkl-k4", 0, passrates="base.jsonl", references="refs.jsonl")
     same = distill_config(suite, "paced-fkl-k8", 0, passrates="base.jsonl", references="refs.jsonl")
     assert same.passrates == "base.jsonl" and own.passrates is None

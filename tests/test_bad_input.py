@@ -21,10 +21,10 @@ from _distill_world import build, save_model, tiny_model
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from paced.hub import check_model_available
-from paced.safety import describe_schema_error
-from paced.suite import resolve_suite
-from paced.suite_runs import distill_config
+from paced.availability import check_model_available
+from paced.pipeline.distill import distill_config
+from paced.pipeline.schema_errors import describe_schema_error
+from paced.pipeline.suite import resolve_suite
 from paced.tasks import get_task
 from paced.tasks.base import DataError
 from paced.trainer import DistillConfig, distill
@@ -229,7 +229,7 @@ def test_vllm_requested_but_absent_names_the_extra(results, monkeypatch):
 
 def test_gpu_requested_but_absent_fails_before_loading(world, results, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    suite = resolve_suite(test_config({"resources": {"gpus_train": 1}}, results)).as_dict()
+    suite = resolve_suite(test_config({"resources": {"gpus_train": 1}}, results))
     cfg = distill_config(suite, "uniform-fkl", 0, passrates="p.jsonl", references="r.jsonl")
     assert cfg.device == "cuda"
     _forbid_weights(monkeypatch)

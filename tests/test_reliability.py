@@ -143,12 +143,12 @@ def test_a_log_line_truncated_by_a_kill_does_not_block_resume(world, tmp_path, m
     cfg = _cfg(world, tmp_path, steps=2, save_steps=(1,))
     real = loop_mod.batch_loss
 
-    def die_at_step_2(ctx, docs, weights, stage, step):
+    def die_at_step_2(ctx, docs, weights, stage, step, *rows):
         if step == 1:
             with open(tmp_path / "log.jsonl", "a", encoding="utf-8") as f:
                 f.write('{"event": "step", "step": 2, "lo')  # killed mid-append
             raise KeyboardInterrupt
-        return real(ctx, docs, weights, stage, step)
+        return real(ctx, docs, weights, stage, step, *rows)
 
     with monkeypatch.context() as m:
         m.setattr(loop_mod, "batch_loss", die_at_step_2)

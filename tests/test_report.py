@@ -11,7 +11,6 @@ import pytest
 
 from paced.report import (
     add_forgetting,
-    bootstrap_mean_ci,
     claim_verdicts,
     collect_eval_results,
     error_cells,
@@ -23,6 +22,7 @@ from paced.report import (
     paper_vs_run,
     read_summary,
     snr_verdicts,
+    t_interval,
     to_latex,
     to_markdown,
     write_summary,
@@ -176,16 +176,21 @@ def test_paper_style_table_cells_order_and_errors() -> None:
     assert r"60.0 $\pm$ 10.0" in tex and r"toy\_arith" in tex
 
 
-def test_bootstrap_and_paired_differences() -> None:
-    assert bootstrap_mean_ci([2.0, 2.0, 2.0]) == (2.0, 2.0, 2.0)
-    a = bootstrap_mean_ci([1.0, 2.0, 6.0], seed=3)
-    assert a == bootstrap_mean_ci([1.0, 2.0, 6.0], seed=3)
-    assert a[0] == pytest.approx(3.0) and 1.0 <= a[1] < 3.0 < a[2] <= 6.0
+def test_t_interval_and_paired_differences() -> None:
+    assert t_interval([2.0, 2.0, 2.0]) == (2.0, 2.0, 2.0)
+    # [1, 2, 6]: mean 3, s = sqrt(7), t_{2, 0.975} = 4.302653 (closed form for 2 df: t = (2q-1)/sqrt(2q(1-q)))
+    q = 0.975
+    half = (2 * q - 1) / math.sqrt(2 * q * (1 - q)) * math.sqrt(7) / math.sqrt(3)
+    assert t_interval([1.0, 2.0, 6.0]) == pytest.approx((3.0, 3.0 - half, 3.0 + half))
+    # 1 df is Cauchy: t_{1, 0.95} = tan(0.45 pi); [0, 2]: mean 1, s = sqrt(2), half = t * s / sqrt(2)
+    assert t_interval([0.0, 2.0], level=0.9)[2] == pytest.approx(1.0 + math.tan(0.45 * math.pi))
+    assert all(math.isnan(x) for x in t_interval([5.0])[1:]) and math.isnan(t_interval([])[0])
     df = _summary({"uniform-fkl": [0.40, 0.50, 0.60], "paced-fkl": [0.45, 0.52, 0.68]})
     pd_ = paired_differences(df, "uniform-fkl")
     row = pd_[pd_["method"] == "paced-fkl"].iloc[0]
     assert row["n_pairs"] == 3 and row["mean_diff"] == pytest.approx(5.0)  # (5 + 2 + 8) / 3 points
-    assert 2.0 - 1e-9 <= row["ci_lo"] <= row["ci_hi"] <= 8.0 + 1e-9
+    lo, hi = t_interval([5.0, 2.0, 8.0])[1:]
+    assert (row["ci_lo"], row["ci_hi"]) == pytest.approx((lo, hi)) and row["level"] == 0.95
 
 
 @pytest.mark.parametrize(
@@ -198,7 +203,7 @@ def test_bootstrap_and_paired_differences() -> None:
 )
 def test_verdict_outcomes(paced: list[float], expected: str) -> None:
     df = _summary({"uniform-fkl": [0.50, 0.51, 0.52], "paced-fkl": paced})
-    v = claim_verdicts(df, n_boot=500).set_index("claim")
+    v = claim_verdicts(df).set_index("claim")
     assert v.loc["PACED > uniform", "verdict"] == expected
     assert v.loc["PACED > AKL", "verdict"] == NOT_RUN  # akl missing
 
@@ -287,7 +292,7 @@ def test_write_tables(tmp_path: Path) -> None:
     )
     err = {"method": "akl", "seed": 0, "step": 300, "task": GEN, "tier": "all", "metric": "error"}
     df = pd.concat([df, pd.DataFrame([{**err, "value": math.nan, "n": math.nan, "note": "OOM"}])])
-    paths = write_tables(df, tmp_path, n_boot=200, snr=[_bins([0.01, 0.05, 0.01], [0.001] * 3)])
+    paths = write_tables(df, tmp_path, snr=[_bins([0.01, 0.05, 0.01], [0.001] * 3)])
     names = {p.name for p in paths}
     assert {"table_step300.md", "table_step300.tex", "verdicts.csv", "paper_vs_run.md", "errors.csv"} <= names
     assert all(p.stat().st_size > 0 for p in paths)

@@ -15,7 +15,7 @@ from snakemake.utils import validate
 
 from paced.evaluation.backends import backend_args
 from paced.evaluation.config import EvalConfig
-from paced.suite import resolve_suite
+from paced.pipeline.suite import resolve_suite
 from paced.tasks import get_task
 from paced.tasks.base import Doc
 

@@ -11,7 +11,8 @@ from _distill_world import build, toy_rows, write_jsonl
 
 from paced.io import read_json
 from paced.rollouts.base import Rollout, Sampler, SamplingParams, get_sampler
-from paced.stages import estimate_pass_rates, generate_references
+from paced.passrate.estimate import estimate_pass_rates
+from paced.references import generate_references
 from paced.tasks.base import doc_from_row
 
 
@@ -108,7 +109,7 @@ def test_vllm_backend_maps_params_and_strips_eos(monkeypatch):
 
 
 def test_passrates_file_feeds_the_trainer(tmp_path, docs):
-    from paced.trainer.refresh import read_passrates
+    from paced.passrate.files import read_passrates
 
     path = estimate_pass_rates(ScriptedSampler(docs, [0, 2, 4, 1]), "toy_arith", docs, tmp_path / "p.jsonl", k=4)
     assert read_passrates(path) == {"p0": (0, 4), "p1": (2, 4), "p2": (4, 4), "p3": (1, 4)}

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 from test_ablations import snakemake_config
 
-from paced.suite import resolve_suite
-from paced.suite_runs import chat_kwargs, distill_config, sampler_kwargs
+from paced.pipeline.common import chat_kwargs, sampler_kwargs
+from paced.pipeline.distill import distill_config
+from paced.pipeline.suite import Suite, resolve_suite
 
 
-def _suite(override: dict) -> dict:
-    return resolve_suite(snakemake_config(override)).as_dict()
+def _suite(override: dict) -> Suite:
+    return resolve_suite(snakemake_config(override))
 
 
 def test_default_grid_cells_and_paths():
@@ -34,12 +35,12 @@ def test_trust_remote_code_reaches_every_loader(flag):
     suite = _suite({"models": {"trust_remote_code": flag}})
     cfg = distill_config(suite, "paced-fkl", 0, passrates="p.jsonl", references="r.jsonl")
     assert cfg.trust_remote_code is flag
-    assert sampler_kwargs(suite)["trust_remote_code"] is flag
+    assert sampler_kwargs(suite.sampling, suite.models, "cpu")["trust_remote_code"] is flag
 
 
 def test_suite_passrate_section_sets_method_k_and_refresh():
     suite = _suite({"passrate": {"k": 16, "refresh": "every_n", "refresh_every": 50}})
-    paced, uniform = suite["method_specs"]["paced-fkl"], suite["method_specs"]["uniform-fkl"]
+    paced, uniform = suite.method_specs["paced-fkl"], suite.method_specs["uniform-fkl"]
     assert paced["k"] == 16 and paced["refresh"] == "every_n" and paced["refresh_every"] == 50
     assert uniform["weight_source"] == "none" and uniform["refresh"] == "once"  # unweighted: never refreshed
     cfg = distill_config(suite, "paced-fkl", 1, passrates="p.jsonl", references="r.jsonl", teacher_cache="c.npz")
@@ -48,12 +49,13 @@ def test_suite_passrate_section_sets_method_k_and_refresh():
 
 
 def test_chat_template_flag_wraps_tasks():
-    assert chat_kwargs(_suite({}), "m") == {}
-    assert chat_kwargs(_suite({"models": {"chat_template": True}}), "m") == {"chat_tokenizer": "m"}
+    assert chat_kwargs("m", _suite({}).models) == {}
+    assert chat_kwargs("m", _suite({"models": {"chat_template": True}}).models) == {"chat_tokenizer": "m"}
 
 
 def test_sampler_kwargs_per_backend():
-    hf = sampler_kwargs(_suite({}))
+    suite = _suite({})
+    hf = sampler_kwargs(suite.sampling, suite.models, "cpu")
     assert hf == {"trust_remote_code": False, "batch_size": 32, "device": "cpu"}  # config.yaml: sampling.batch_size
-    vllm = {**_suite({}), "sampling": {**_suite({})["sampling"], "backend": "vllm"}}
-    assert sampler_kwargs(vllm) == {"trust_remote_code": False}  # VLLMSampler passes it on to vllm.LLM
+    vllm = sampler_kwargs({**suite.sampling.values, "backend": "vllm"}, suite.models, "cpu")
+    assert vllm == {"trust_remote_code": False}  # VLLMSampler passes it on to vllm.LLM

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from paced.tasks import TASKS, DataError, Doc, get_task
-from paced.tasks.hub import load_rows
+from paced.tasks.rows import load_rows
 from paced.tasks.math import extract_boxed, math_equal, split_indices, strip_dapo_wrapper
 
 FIX = Path(__file__).parent / "fixtures"

@@ -158,8 +158,8 @@ def test_self_teacher_sees_the_gold_answer_and_the_student_does_not(world, tmp_p
 def test_nan_loss_stops_the_run_naming_step_and_batch_without_checkpoint(world, tmp_path, monkeypatch):
     real = loop_mod.batch_loss
 
-    def poisoned(ctx, docs, weights, stage, step):
-        loss = real(ctx, docs, weights, stage, step)
+    def poisoned(ctx, docs, weights, stage, step, *rows):
+        loss = real(ctx, docs, weights, stage, step, *rows)
         return loss * float("nan") if step == 2 else loss
 
     monkeypatch.setattr(loop_mod, "batch_loss", poisoned)

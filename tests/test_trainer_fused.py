@@ -21,7 +21,7 @@ from paced.trainer.config import FUSED_AUTO_MIN_VOCAB
 from paced.trainer.setup import reference_ids
 from paced.trainer.step import StepContext, batch_loss, use_fused
 from paced.trainer.teacher import TeacherScorer, sidecar_path, student_prompt, teacher_prompt
-from paced.trainer.weights import PassRateState
+from paced.passrate.state import PassRateState
 from paced.world.tokenizer import build_char_tokenizer
 
 

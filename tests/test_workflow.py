@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,3 +96,59 @@ def test_html_report_bundles_figures_and_tables(run: Path) -> None:
     html = report.read_text(encoding="utf-8", errors="replace")
     for name in ("snr.png", "kernels.png", "accuracy_step8.png", "table_step8.md", "summary.csv", "calibration.png"):
         assert name in html
+
+
+# --- what a config edit reruns: each rule's params are its slice of the config ------------------------------
+
+def _planned(run: Path, edit: dict) -> dict[str, int]:
+    """Jobs a dry run plans after ``edit`` (merged over the .test config) on the finished run: {rule: count}."""
+    override = run.parent / "edit.yaml"
+    override.write_text(yaml.safe_dump({**edit, "results_dir": str(run)}))
+    proc = _snakemake("-n", "--configfile", ".test/config/config.yaml", str(override))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:", 1)[1].splitlines()
+    rows = [line.split() for line in table[3:] if line.strip() and not line.startswith("total")]
+    jobs = {}
+    for row in rows:
+        if len(row) != 2 or not row[1].isdigit():
+            break
+        jobs[row[0]] = int(row[1])
+    return jobs
+
+
+REPORTS = {"summary", "tables", "figures", "calibration", "all"}
+
+
+def test_adding_a_seed_plans_only_that_seeds_jobs_and_the_reports(run: Path) -> None:
+    jobs = _planned(run, {"seeds": [0, 1]})
+    assert jobs["distill"] == 2 and jobs["evaluate_run"] == 2 and jobs["evaluate_base"] == 1, jobs
+    assert set(jobs) <= {"distill", "evaluate_run", "evaluate_base"} | REPORTS, jobs
+
+
+def test_adding_a_method_plans_only_that_methods_jobs_and_the_reports(run: Path) -> None:
+    jobs = _planned(run, {"methods": ["uniform-fkl", "paced-fkl", "hardfilter-fkl"]})
+    assert jobs["distill"] == 1 and jobs["evaluate_run"] == 1, jobs
+    assert set(jobs) <= {"distill", "evaluate_run"} | REPORTS, jobs
+
+
+def test_snr_only_and_report_only_edits_plan_no_training_or_evaluation(run: Path) -> None:
+    jobs = _planned(run, {"snr": {"n_bootstrap": 60}})
+    assert jobs.get("snr") == 1 and set(jobs) <= {"snr", "tables", "figures", "all"}, jobs
+    jobs = _planned(run, {"report": {"alpha": 0.1}})
+    assert set(jobs) <= {"tables", "all"} and jobs.get("tables") == 1, jobs
+
+
+def test_an_eval_batch_size_edit_plans_nothing_upstream_of_evaluation(run: Path) -> None:
+    jobs = _planned(run, {"eval": {"batch_size": 32}})
+    assert jobs.get("evaluate_run") == 2 and jobs.get("evaluate_base") == 1, jobs
+    assert set(jobs) <= {"evaluate_run", "evaluate_base"} | REPORTS, jobs
+
+
+def test_a_training_edit_reruns_the_runs_and_what_follows_only(run: Path) -> None:
+    jobs = _planned(run, {"train": {"lr": 5.0e-4}})
+    assert jobs.get("distill") == 2 and "build_world" not in jobs and "passrates_base" not in jobs, jobs
+    assert set(jobs) <= {"distill", "evaluate_run", "passrates_after"} | REPORTS, jobs
+

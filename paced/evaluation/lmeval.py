@@ -6,7 +6,11 @@ samples, and fold the per-problem scores into the result JSON of ``docs/ARCHITEC
 ``metrics[<tier or "all">] = {"avg@k", "avg@k_std", "pass@k", "k", "n"}`` for generation tasks and
 ``{"mc_acc", "mc_prob", "em", "n"}`` for multiple-choice tasks (``mc_prob``: the gold choice's probability
 renormalised over the choices). Several tasks can share one lm-eval run (and one
-model load) through :func:`evaluate_tasks`.
+model load) through :func:`evaluate_tasks`, each with its own k.
+
+One engine per call: :func:`run_lm_eval` builds the lm-eval model itself and, for vLLM, shuts its engine
+down before returning (lm-eval never does: four engines at 0.9 of a GPU's memory each would pile up in one
+evaluation process), so the next budget's engine starts on a free device.
 """
 
 from __future__ import annotations
@@ -37,19 +41,37 @@ _CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(EvalConfig))
 def run_lm_eval(model_path: str | Path, prepared: Sequence[PreparedTasks], cfg: EvalConfig) -> dict[str, Any]:
     """``lm_eval.simple_evaluate`` over the prepared tasks only; returns its raw output (with samples)."""
     import lm_eval
+    from lm_eval.api.registry import get_model
     from lm_eval.tasks import TaskManager
 
     model, model_args = backend_args(model_path, cfg)
     manager = TaskManager(include_path=[str(p.include_path) for p in prepared], include_defaults=False)
-    out = lm_eval.simple_evaluate(
-        model=model, model_args=model_args, tasks=[n for p in prepared for n in p.names()],
-        task_manager=manager,
-        batch_size=cfg.batch_size, device=cfg.device, log_samples=True, bootstrap_iters=0,
-        random_seed=cfg.seed, numpy_random_seed=cfg.seed, torch_random_seed=cfg.seed,
-        fewshot_random_seed=cfg.seed)
+    lm = get_model(model).create_from_arg_obj(dict(model_args), {"batch_size": cfg.batch_size,
+                                                                 "device": cfg.device})
+    try:
+        out = lm_eval.simple_evaluate(
+            model=lm, tasks=[n for p in prepared for n in p.names()], task_manager=manager,
+            log_samples=True, bootstrap_iters=0, random_seed=cfg.seed, numpy_random_seed=cfg.seed,
+            torch_random_seed=cfg.seed, fewshot_random_seed=cfg.seed)
+    finally:
+        release_model(lm)
     if out is None:  # non-zero ranks of a distributed run get nothing back
         raise RuntimeError("lm_eval.simple_evaluate returned no results (not the main process?)")
     return dict(out)
+
+
+def release_model(lm: Any) -> None:
+    """Free an lm-eval model: a vLLM engine is shut down (its workers end, its memory is returned); an HF
+    model is dropped. The object cannot evaluate afterwards."""
+    engine = getattr(lm, "model", None)
+    if engine is not None and type(engine).__module__.startswith("vllm"):
+        from paced.rollouts.vllm import shutdown_engine
+
+        shutdown_engine(engine)
+        lm.model = None  # lm-eval's VLLM keeps the engine in a plain attribute
+        log.info("lm-eval's vLLM engine shut down")
+    elif hasattr(lm, "_model"):  # lm-eval's HFLM: `model` is a read-only property over `_model`
+        lm._model = None
 
 
 def _generate_metrics(raw: Mapping[str, Any], name: str, k: int) -> tuple[dict[str, Any], list[dict]]:
@@ -118,23 +140,31 @@ def evaluate_tasks(model_path: str | Path, data: Mapping[str, str | Path], *,
                    task_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
                    model_name: str | None = None, method: str | None = None, step: int | None = None,
                    samples_paths: Mapping[str, str | Path] | None = None,
+                   k_by_task: Mapping[str, int] | None = None,
                    **knobs: Any) -> dict[str, dict[str, Any]]:
     """Evaluate ``model_path`` on several paced tasks (``{task_name: data_path}``) in one lm-eval run,
-    so the model loads once; returns ``{task_name: result}``. Arguments as for :func:`evaluate_model`,
-    with ``task_kwargs`` and ``samples_paths`` keyed by task name."""
-    cfg = _resolve_config(config, knobs)
+    so the model loads once (one engine); returns ``{task_name: result}``. Arguments as for
+    :func:`evaluate_model`, with ``task_kwargs`` and ``samples_paths`` keyed by task name; ``k_by_task``
+    sets a task's own k (samples per problem), the others use ``k``."""
+    base = _resolve_config(config, knobs)
+    unknown = sorted(set(k_by_task or {}) - set(data))
+    if unknown:
+        raise ValueError(f"k_by_task names task(s) {unknown} that are not evaluated; evaluated: {sorted(data)}")
+    cfgs = {name: dataclasses.replace(base, k=(k_by_task or {}).get(name, base.k)) for name in data}
+    cfg = base
     model, model_args = backend_args(model_path, cfg)  # a missing backend package fails before any work
     kwargs = {name: dict((task_kwargs or {}).get(name, {})) for name in data}
     tasks = {name: get_task(name, **kwargs[name]) for name in data}  # unknown: ValueError, suggestions
     docs = {name: tasks[name].load(path)[: cfg.limit] for name, path in data.items()}
     with tempfile.TemporaryDirectory(prefix="paced-eval-") as tmp:
         root = Path(work_dir) if work_dir is not None else Path(tmp)
-        prepared = {n: prepare_tasks(n, docs[n], root / n, cfg, kwargs[n]) for n in data}
+        prepared = {n: prepare_tasks(n, docs[n], root / n, cfgs[n], kwargs[n]) for n in data}
         t0 = time.perf_counter()
         raw = run_lm_eval(model_path, list(prepared.values()), cfg)
         wall = time.perf_counter() - t0
     results = {}
     for name, path in data.items():
+        cfg = cfgs[name]
         run_config = {"eval": dataclasses.asdict(cfg), "model_path": str(model_path), "data_path": str(path),
                       "data_sha256": _sha256(path), "task_kwargs": kwargs[name], "wall_s": round(wall, 3),
                       "lm_eval": {"model": model, "model_args": model_args}}

@@ -5,6 +5,10 @@ The prepared jsonl holds, per doc, the exact prompt the model sees (``query`` =
 ``process_results`` can call the paced verifier. Each generated YAML ``include:``s a template from
 ``paced/evaluation/templates`` and adds only what varies: name, data file, sampling, k.
 
+:func:`export_tasks` writes the same files for several tasks, with a copy of the templates, into one folder that
+stock lm-eval runs as it is: ``lm_eval --include_path DIR --tasks paced_<task> ...`` (the YAMLs call paced's
+verifier through ``!function paced.evaluation.hooks...``, so paced must be importable where lm-eval runs).
+
 Optional task attributes read here: ``stop_sequences`` (generation stops besides EOS; default none),
 ``target_delimiter`` (between prompt and choice; default "") and ``mc_continuations(doc)``.
 """
@@ -12,6 +16,9 @@ Optional task attributes read here: ``stop_sequences`` (generation stops besides
 from __future__ import annotations
 
 import json
+import logging
+import os
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +31,9 @@ from paced.io import atomic_write_text, write_jsonl
 from paced.tasks.base import Doc, Task, get_task
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATE_NAMES = ("_generate.yaml", "_multiple_choice.yaml", "_greedy.yaml")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -85,9 +95,12 @@ def _gen_kwargs(task: Task, cfg: EvalConfig, greedy: bool) -> dict[str, Any]:
     return out
 
 
-def _write_yaml(out_dir: Path, name: str, template: str, data: Path, extra: Mapping[str, Any]) -> str:
+def _write_yaml(out_dir: Path, name: str, template: str, data: Path, extra: Mapping[str, Any],
+                templates: Path | None = None) -> str:
+    # the package's templates by absolute path; exported copies by a relative one, so the folder stays whole
+    include = str(TEMPLATES / template) if templates is None else os.path.relpath(templates / template, out_dir)
     spec: dict[str, Any] = {
-        "include": str(TEMPLATES / template),
+        "include": include,
         "task": name,
         # absolute paths: relative data_files resolve against the CWD, not this file
         "dataset_kwargs": {"data_files": {"test": str(data)}, "cache_dir": str(out_dir / "hf_datasets")},
@@ -98,11 +111,12 @@ def _write_yaml(out_dir: Path, name: str, template: str, data: Path, extra: Mapp
 
 
 def prepare_tasks(task_name: str, docs: Sequence[Doc], out_dir: str | Path, cfg: EvalConfig,
-                  task_kwargs: Mapping[str, Any] | None = None) -> PreparedTasks:
+                  task_kwargs: Mapping[str, Any] | None = None, *, templates: Path | None = None) -> PreparedTasks:
     """Write ``data.jsonl`` and the task YAMLs for the paced task ``task_name`` into ``out_dir``.
 
     Generation tasks get ``<name>`` (k samples, ``take_first_k``, avg@k / pass@k); multiple-choice
-    tasks get ``<name>_mc`` (``acc``) and, if ``cfg.em``, ``<name>_em`` (greedy exact match).
+    tasks get ``<name>_mc`` (``acc``) and, if ``cfg.em``, ``<name>_em`` (greedy exact match). The YAMLs include
+    the package's templates, or copies of them in ``templates`` (see :func:`export_tasks`).
     """
     task_kwargs = dict(task_kwargs or {})
     task = get_task(task_name, **task_kwargs)
@@ -114,14 +128,41 @@ def prepare_tasks(task_name: str, docs: Sequence[Doc], out_dir: str | Path, cfg:
         gen = _write_yaml(out_dir, base, "_generate.yaml", data, {
             "repeats": cfg.k, "generation_kwargs": _gen_kwargs(task, cfg, greedy=False),
             "filter_list": [{"name": f"first_{cfg.k}",
-                             "filter": [{"function": "take_first_k", "k": cfg.k}]}]})
+                             "filter": [{"function": "take_first_k", "k": cfg.k}]}]}, templates)
         return PreparedTasks(out_dir, generate=gen)
     if task.kind != "multiple_choice":
         raise ValueError(f"task {task_name!r} has kind {task.kind!r}; allowed: 'generate', 'multiple_choice'")
     mc = _write_yaml(out_dir, f"{base}_mc", "_multiple_choice.yaml", data,
-                     {"target_delimiter": getattr(task, "target_delimiter", "")})
+                     {"target_delimiter": getattr(task, "target_delimiter", "")}, templates)
     em = None
     if cfg.em:
         em = _write_yaml(out_dir, f"{base}_em", "_greedy.yaml", data,
-                         {"generation_kwargs": _gen_kwargs(task, cfg, greedy=True)})
+                         {"generation_kwargs": _gen_kwargs(task, cfg, greedy=True)}, templates)
     return PreparedTasks(out_dir, multiple_choice=mc, greedy=em)
+
+
+def export_tasks(out_dir: str | Path, data: Mapping[str, str | Path], cfg: EvalConfig | None = None,
+                 task_kwargs: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, PreparedTasks]:
+    """Write the lm-eval tasks of several paced tasks (``{task_name: data source}``) into ``out_dir``.
+
+    Layout: ``out_dir/_templates/`` (copies of the templates) and ``out_dir/<task_name>/`` (``data.jsonl`` and
+    the YAMLs of :func:`prepare_tasks`). Stock lm-eval then runs them: ``lm_eval --model hf --model_args
+    pretrained=MODEL --include_path out_dir --tasks paced_<task_name>``. The data files are named by absolute
+    path (lm-eval resolves relative ones against its working directory), so export again after moving the folder.
+    Returns ``{task_name: PreparedTasks}``.
+    """
+    cfg = cfg if cfg is not None else EvalConfig()
+    out = Path(out_dir).resolve()
+    templates = out / "_templates"
+    templates.mkdir(parents=True, exist_ok=True)
+    for name in TEMPLATE_NAMES:
+        shutil.copyfile(TEMPLATES / name, templates / name)
+    prepared: dict[str, PreparedTasks] = {}
+    for task_name, source in data.items():
+        kwargs = dict((task_kwargs or {}).get(task_name, {}))
+        docs = get_task(task_name, **kwargs).load(source)[: cfg.limit]
+        prepared[task_name] = prepare_tasks(task_name, docs, out / task_name, cfg, kwargs, templates=templates)
+    names = [n for p in prepared.values() for n in p.names()]
+    log.info("lm-eval tasks written to %s: run them with lm_eval --include_path %s --tasks %s", out, out,
+             ",".join(names))
+    return prepared

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from paced.report.claims import CLAIMS, TRACKS
 from paced.report.collect import (
     SUMMARY_COLUMNS,
     add_forgetting,
@@ -24,10 +25,10 @@ from paced.report.collect import (
 )
 from paced.report.format import fmt_mean_std, to_latex, to_markdown
 from paced.report.paper import PAPER_NUMBERS, paper_table, paper_vs_run
-from paced.report.stats import bootstrap_mean_ci, paired_differences
+from paced.report.stats import paired_differences, t_interval
 from paced.report.tables import METHOD_ORDER, aggregate, method_order, paper_style_table
-from paced.report.verdicts import CLAIMS, claim_verdicts, oracle_gap, snr_verdicts, verdict_table
-from paced.report.write import write_tables
+from paced.report.verdicts import claim_verdicts, oracle_gap, snr_verdicts, verdict_table
+from paced.report.write import skipped_batches, write_tables
 
 _LAZY = {
     "make_all_figures": "paced.report.figures",
@@ -51,10 +52,10 @@ __all__ = [
     "CLAIMS",
     "METHOD_ORDER",
     "PAPER_NUMBERS",
+    "TRACKS",
     "SUMMARY_COLUMNS",
     "add_forgetting",
     "aggregate",
-    "bootstrap_mean_ci",
     "claim_verdicts",
     "collect_eval_results",
     "error_cells",
@@ -66,7 +67,9 @@ __all__ = [
     "paper_table",
     "paper_vs_run",
     "read_summary",
+    "skipped_batches",
     "snr_verdicts",
+    "t_interval",
     "to_latex",
     "to_markdown",
     "verdict_table",

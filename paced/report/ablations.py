@@ -78,7 +78,7 @@ def ablation_specs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
     Raises ``ValueError`` naming the method and the key for unknown knobs, presets or out-of-range values.
     """
-    from paced.suite import _resolve_methods
+    from paced.pipeline.suite import _resolve_methods
 
     defaults = {f: MethodSpec.__dataclass_fields__[f].default for f in ("k", "smoothing")}
     passrate = {**defaults, "refresh": "preset", **(config.get("passrate") or {})}

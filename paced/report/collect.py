@@ -16,7 +16,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from paced.io import atomic_write_text
@@ -195,15 +194,3 @@ def read_summary(path: str | os.PathLike[str]) -> pd.DataFrame:
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
     df["note"] = df["note"].fillna("").astype(str) if "note" in df else ""
     return df
-
-
-def seed_values(summary: pd.DataFrame, method: str, step: int, task: str, tier: str, metric: str) -> pd.Series:
-    """The per-seed values of one cell, indexed by seed (NaNs dropped)."""
-    sel = summary[
-        (summary["method"] == method)
-        & (summary["step"] == step)
-        & (summary["task"] == task)
-        & (summary["tier"] == tier)
-        & (summary["metric"] == metric)
-    ]
-    return sel.dropna(subset=["value"]).groupby("seed")["value"].mean().astype(np.float64)

@@ -17,6 +17,13 @@ import pandas as pd
 
 from paced.report._plot import empty_note, method_colors, new_figure, save_figure
 from paced.report.collect import BASE_METHOD, add_forgetting
+from paced.report.reader_figures import (
+    plot_accuracy_vs_budget,
+    plot_gain_vs_forgetting,
+    plot_graded_forgetting,
+    plot_passrate_hists,
+    plot_tier_weight_mass,
+)
 from paced.report.stage_figures import plot_kernels, plot_passrate_hist, plot_snr, plot_training_curves
 from paced.report.tables import (
     aggregate,
@@ -147,24 +154,39 @@ def make_all_figures(
     snr: Iterable[Mapping[str, Any] | str | os.PathLike[str]] = (),
     passrates: tuple[str | os.PathLike[str], str | os.PathLike[str]] | None = None,
     logs: Sequence[str | os.PathLike[str]] = (),
+    after_passrates: Mapping[str, str | os.PathLike[str]] | None = None,
+    base_passrates: str | os.PathLike[str] | None = None,
+    kernel: Any = None,
 ) -> list[Path]:
-    """Every figure into ``out_dir``: accuracy per budget, forgetting, vs steps, kernels, and, when their
-    inputs are given, SNR (one per SNR result), pass-rate histograms (before, after) and training curves."""
+    """Every figure into ``out_dir``: accuracy per budget, forgetting, vs steps, kernels, accuracy vs budget with
+    seed bands, gain vs forgetting, forgetting on the graded metrics, and, when their inputs are given, SNR (one
+    per SNR result), pass-rate histograms (before, after), training curves and the weight mass per tier (``logs``:
+    ``runs/<method>/seed<N>/log.jsonl``), and p̂ histograms before and after per method (``after_passrates``:
+    ``{method: passrates.jsonl}``; before: ``base_passrates``, else ``passrates[0]``). ``kernel``: the
+    configured PACED kernel (a ``KernelConfig`` or its dict) drawn over the SNR figures; None = the SNR result's."""
     out = Path(out_dir)
     paths = [p for step in budgets(summary) for p in plot_accuracy(summary, out / f"accuracy_step{step}", step)]
     paths += plot_forgetting(summary, out / "forgetting")
     paths += plot_vs_steps(summary, out / "vs_steps")
     paths += plot_kernels(out / "kernels")
+    paths += plot_accuracy_vs_budget(summary, out / "accuracy_vs_budget")
+    paths += plot_gain_vs_forgetting(summary, out / "gain_vs_forgetting")
+    paths += plot_graded_forgetting(summary, out / "forgetting_graded")
+    before = base_passrates if base_passrates is not None else (passrates[0] if passrates is not None else None)
+    if after_passrates and before is not None:
+        paths += plot_passrate_hists(before, after_passrates, out / "passrate_hist_per_method",
+                                     all_methods=list(summary["method"].unique()))
     seen: set[str] = set()
     for i, s in enumerate(snr):
         parts = [] if isinstance(s, Mapping) else [Path(s).parent.name, Path(s).stem]
         name = "_".join(["snr", *dict.fromkeys(x for x in parts if x and x != "snr")])
         name = f"{name}_{i}" if name in seen else name
         seen.add(name)
-        paths += plot_snr(s, out / name)
+        paths += plot_snr(s, out / name, kernel=kernel)
     if passrates is not None:
         paths += plot_passrate_hist(passrates[0], passrates[1], out / "passrate_hist")
     if logs:
         paths += plot_training_curves(logs, out / "training_curves")
+        paths += plot_tier_weight_mass(logs, out / "tier_weight_mass", methods=list(summary["method"].unique()))
     log.info("wrote %d figure files to %s", len(paths), out)
     return paths

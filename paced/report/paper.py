@@ -1,4 +1,4 @@
-"""The paper's numbers (SPEC §1, arXiv 2603.11178 v1 and v3) as data, and a "paper vs this run" table.
+"""The paper's numbers (docs/paper.md, arXiv 2603.11178 v1 and v3) as data, and a "paper vs this run" table.
 
 Benchmarks map to this run's (task, tier) by the first candidate present: MATH-500 ↔ ``math500`` or
 the toy ``toy_arith`` learnable (else all) tier; AIME 2024/2025 ↔ ``aime24``/``aime25`` or the toy

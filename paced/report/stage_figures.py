@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from paced.methods import KernelConfig
 from paced.report._plot import empty_note, new_figure, save_figure
 from paced.report.tables import tier_key
 
@@ -39,9 +40,26 @@ def _read_step_log(path: PathLike) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def _snr_panel(ax: Any, grp: pd.DataFrame, alpha: float, beta: float) -> None:
-    from paced.kernels import beta_kernel
+def snr_kernel(snr: Mapping[str, Any], kernel: KernelConfig | Mapping[str, Any] | None = None) -> KernelConfig:
+    """The kernel drawn over an SNR figure: ``kernel`` (the run's configured one, a
+    :class:`~paced.methods.KernelConfig` or its dict) if given, else the one the SNR result records."""
+    if isinstance(kernel, KernelConfig):
+        return kernel
+    spec = dict(kernel if kernel is not None else snr.get("kernel", {}))
+    spec.setdefault("name", "beta")
+    return KernelConfig(**{k: v for k, v in spec.items() if k in KernelConfig.__dataclass_fields__})
 
+
+def kernel_label(kernel: KernelConfig) -> str:
+    """``w(p) = p^1(1−p)^1`` for a Beta kernel, ``w(p): hard_filter`` otherwise (+ the floor if set)."""
+    if kernel.name == "beta":
+        label = f"w(p) = p^{kernel.alpha:g}(1−p)^{kernel.beta:g}"
+    else:
+        label = f"w(p): {kernel.name}"
+    return label + (f", floor {kernel.floor:g}" if kernel.floor else "")
+
+
+def _snr_panel(ax: Any, grp: pd.DataFrame, kernel: KernelConfig) -> None:
     grp = grp.sort_values("bin_lo")
     centre = (grp["bin_lo"] + grp["bin_hi"]) / 2
     err = np.vstack([(grp["snr"] - grp["ci_lo"]).clip(lower=0), (grp["ci_hi"] - grp["snr"]).clip(lower=0)])
@@ -59,19 +77,23 @@ def _snr_panel(ax: Any, grp: pd.DataFrame, alpha: float, beta: float) -> None:
     ax.set_xlim(-0.03, 1.03)
     twin = ax.twinx()
     p = np.linspace(0.0, 1.0, 201)
-    twin.plot(p, beta_kernel(p, alpha, beta), color="C3", ls="--", label=f"w(p) = p^{alpha:g}(1−p)^{beta:g}")
+    twin.plot(p, np.asarray(kernel.build()(p), dtype=float), color="C3", ls="--", label=kernel_label(kernel))
     twin.set_ylabel("kernel weight w(p)", color="C3")
     handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
     ax.legend(handles, [h.get_label() for h in handles], fontsize="small", loc="upper right")
 
 
-def plot_snr(snr: Mapping[str, Any] | PathLike, out_stem: PathLike) -> list[Path]:
+def plot_snr(
+    snr: Mapping[str, Any] | PathLike, out_stem: PathLike, kernel: KernelConfig | Mapping[str, Any] | None = None
+) -> list[Path]:
     """SNR vs pass rate per bin group (all / learnable / intractable) with bootstrap CIs and w(p) on a
-    twin axis; a second row shows each bin's cosine with the held-out gradient when present."""
+    twin axis; a second row shows each bin's cosine with the held-out gradient when present.
+
+    ``kernel``: the weighting kernel the run was configured with (drawn as w(p)); None draws the one
+    recorded in the SNR result (see :func:`snr_kernel`)."""
     result = _load_snr(snr)
     bins = pd.DataFrame(list(result.get("bins", [])))
-    kernel = result.get("kernel", {})
-    alpha, beta = float(kernel.get("alpha", 1.0)), float(kernel.get("beta", 1.0))
+    kern = snr_kernel(result, kernel)
     groups = list(dict.fromkeys(bins["group"])) if not bins.empty else ["(none)"]
     has_cos = not bins.empty and "cosine" in bins and bins["cosine"].notna().any()
     fig, axes = new_figure(2 if has_cos else 1, len(groups), width=5.2, height=3.8)
@@ -80,7 +102,7 @@ def plot_snr(snr: Mapping[str, Any] | PathLike, out_stem: PathLike) -> list[Path
         if grp.empty:
             empty_note(axes[0, j], "no SNR bins")
             continue
-        _snr_panel(axes[0, j], grp, alpha, beta)
+        _snr_panel(axes[0, j], grp, kern)
         axes[0, j].set_title(f"Gradient SNR vs pass rate: {group} problems")
         if has_cos:
             g = grp.sort_values("bin_lo")

@@ -13,23 +13,12 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from paced.methods import PRESET_ORDER
 from paced.report.collect import BASE_METHOD, FORGETTING_OF
 from paced.report.format import MISSING, fmt_mean_std
 
-METHOD_ORDER = (
-    "base",
-    "uniform-fkl",
-    "hardfilter-fkl",
-    "akl",
-    "paced-fkl",
-    "paced-fkl-then-rkl",
-    "uniform-fkl-then-rkl",
-    "oracle-fkl",
-    "uniform-rkl",
-    "hardfilter-rkl",
-    "paced-rkl",
-    "self-paced-rkl",
-)
+# Table rows follow the presets' order in paced.methods (one source); "base" first, the oracle control last.
+METHOD_ORDER: tuple[str, ...] = PRESET_ORDER
 # Preferred headline metric of a (task, tier), first present wins: avg@k is the paper's metric.
 PRIMARY_METRICS = ("avg@k", r"avg@\d+", "mc_acc", "acc", "em", "pass@k", r"pass@\d+")
 # forgetting in points / per cent of each probe metric (MC accuracy: the paper's; exact match: the toy probe's)
@@ -52,9 +41,17 @@ def metric_unit(metric: str) -> str:
 
 
 def method_order(methods: Sequence[str]) -> list[str]:
-    """Canonical order (:data:`METHOD_ORDER`), then any other methods alphabetically."""
-    known = [m for m in METHOD_ORDER if m in set(methods)]
-    return known + sorted(set(methods) - set(METHOD_ORDER))
+    """Presets in :data:`METHOD_ORDER`; a ``self-`` id (the self-distillation rows) sits just after its preset
+    (``self-uniform-rkl`` after ``uniform-rkl``); any other id follows, alphabetically."""
+    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+
+    def key(m: str) -> tuple[float, int, str]:
+        if m in rank:
+            return (rank[m], 0, m)
+        bare = m.removeprefix("self-")
+        return (rank[bare], 1, m) if bare in rank else (math.inf, 0, m)
+
+    return sorted(set(methods), key=key)
 
 
 def tier_key(tier: str) -> tuple[int, str]:
@@ -72,13 +69,16 @@ def primary_metric(metrics: Sequence[str]) -> str | None:
 
 def table_columns(summary: pd.DataFrame, forgetting: Sequence[str] = FORGETTING_PTS) -> list[tuple[str, str, str]]:
     """(task, tier, metric) columns: each task/tier's primary metric, then forgetting metrics."""
-    ok = summary[summary["metric"] != "error"]
+    ok = summary.loc[summary["metric"] != "error", ["task", "tier", "metric"]].dropna().drop_duplicates()
+    metrics: dict[tuple[str, str], set[str]] = {}
+    for task, tier, metric in ok.itertuples(index=False):  # one pass: a groupby per cell is slow for many cells
+        metrics.setdefault((task, tier), set()).add(metric)
     cols: list[tuple[str, str, str]] = []
-    for (task, tier), grp in sorted(ok.groupby(["task", "tier"]), key=lambda kv: (kv[0][0], tier_key(kv[0][1]))):
-        metric = primary_metric(list(grp["metric"].unique()))
+    for task, tier in sorted(metrics, key=lambda k: (k[0], tier_key(k[1]))):
+        metric = primary_metric(sorted(metrics[(task, tier)]))
         if metric is not None:
             cols.append((task, tier, metric))
-        cols += [(task, tier, f) for f in forgetting if f in set(grp["metric"])]
+        cols += [(task, tier, f) for f in forgetting if f in metrics[(task, tier)]]
     return cols
 
 

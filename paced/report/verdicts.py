@@ -1,15 +1,17 @@
-"""Each paper claim, at each budget, judged from the bootstrap CI of a paired difference.
+"""Each pre-registered paper claim (:mod:`paced.report.claims`), at each budget, judged from an interval.
 
-Rule (one for every claim): CI above 0 -> ``reproduced``; CI below 0 -> ``not reproduced``; CI
-straddling 0 -> ``inconclusive``; fewer than ``min_pairs`` matched seeds (default 2: one seed has no
-spread) -> ``inconclusive``; a method that was not run -> ``not run``. The difference is oriented
-so that positive supports the claim: accuracy claims use method − reference; the forgetting
-claim uses forgetting(reference) − forgetting(method). "FKL→RKL ≥ FKL" uses the same rule, so an
-interval straddling 0 (consistent with equality) is ``inconclusive``, not ``reproduced``.
+Rule (one for every claim): the difference is oriented so that positive supports the claim (accuracy:
+method − reference; forgetting: forgetting(reference) − forgetting(method)) and compared with its null
+value (0 for superiority, −margin for non-inferiority) through the paired t-interval over seeds
+(:mod:`paced.report.stats`): interval above the null -> ``reproduced``; below -> ``not reproduced``;
+containing it -> ``inconclusive``; fewer than ``min_pairs`` matched seeds -> ``inconclusive``; a method
+not run -> ``not run``; a budget at which a multi-stage method has not left its first stage ->
+``first stage only (not judged)`` (it is then another method's run). Primary cells use the family level
+1 − α/m, exploratory cells 1 − α (column ``family`` says which, ``level`` gives the level).
 
-SNR bell: bins of one group, ordered by pass rate. ``reproduced`` when the best interior bin's CI
-lies above the CIs of both end bins; ``not reproduced`` when one end bin's CI lies above the CI
-of every interior bin; otherwise (or with < 3 bins) ``inconclusive``.
+Under the null (no difference) each cell gives a false verdict with probability 1 − level, and the
+primary family of a track as a whole with probability at most α (Bonferroni); the calibration test
+checks both by simulation through :func:`claim_verdicts`.
 """
 
 from __future__ import annotations
@@ -18,18 +20,30 @@ import json
 import math
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from paced.methods import METHODS, MethodSpec, load_method
+from paced.report.claims import (
+    CLAIMS,
+    EXPLORATORY,
+    NONINFERIORITY,
+    PRIMARY,
+    Claim,
+    Track,
+    primary_level,
+    tracks_for,
+)
 from paced.report.collect import BASE_METHOD, PROBE_TASKS
-from paced.report.stats import PAIRED_COLUMNS, paired_difference
+from paced.report.snr_bell import bell_verdict
+from paced.report.stats import PAIRED_COLUMNS, paired_from_wide, pivot_by_seed, t_bounds
 from paced.report.tables import FORGETTING_PTS, at_budget, budgets, metric_scale, table_columns
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN = "reproduced", "not reproduced", "inconclusive", "not run"
+FIRST_STAGE = "first stage only (not judged)"
 DEFAULT_ROLES: Mapping[str, str] = {
     "paced": "paced-fkl",
     "uniform": "uniform-fkl",
@@ -38,37 +52,20 @@ DEFAULT_ROLES: Mapping[str, str] = {
     "two_stage": "paced-fkl-then-rkl",
     "oracle": "oracle-fkl",
 }
-VERDICT_COLUMNS = ("claim", *PAIRED_COLUMNS, "verdict", "detail")
+VERDICT_COLUMNS = ("claim", "track", "family", *PAIRED_COLUMNS, "null", "verdict", "detail")
+DEFAULT_ALPHA = 0.05
+DEFAULT_MARGIN_PTS = 1.0
 
 
-@dataclass(frozen=True)
-class Claim:
-    """A paper claim: ``method`` beats ``reference`` (roles, see :data:`DEFAULT_ROLES`) on ``target``."""
-
-    name: str
-    method: str
-    reference: str
-    target: str  # "accuracy" (higher is better) or "forgetting" (lower is better)
-
-
-CLAIMS = (
-    Claim("PACED > uniform", "paced", "uniform", "accuracy"),
-    Claim("PACED > hard filter", "paced", "hardfilter", "accuracy"),
-    Claim("PACED > AKL", "paced", "akl", "accuracy"),
-    Claim("FKL→RKL ≥ FKL", "two_stage", "paced", "accuracy"),
-    Claim("PACED forgets no more than uniform", "paced", "uniform", "forgetting"),
-)
-
-
-def verdict_from_ci(lo: float, hi: float, n_pairs: int, min_pairs: int = 2) -> str:
-    """The verdict of a positively oriented difference's CI [lo, hi] over ``n_pairs`` seeds."""
+def verdict_from_ci(lo: float, hi: float, n_pairs: int, null: float = 0.0, min_pairs: int = 2) -> str:
+    """The verdict of a positively oriented difference's interval [lo, hi] over ``n_pairs`` seeds."""
     if n_pairs == 0:
         return NOT_RUN
     if n_pairs < min_pairs or math.isnan(lo) or math.isnan(hi):
         return INCONCLUSIVE
-    if lo > 0:
+    if lo > null:
         return REPRODUCED
-    if hi < 0:
+    if hi < null:
         return NOT_REPRODUCED
     return INCONCLUSIVE
 
@@ -87,114 +84,128 @@ def claim_targets(
     return [c for c in cols if c[0] not in probes and c[1] not in skip and not c[2].startswith("forgetting")]
 
 
-def _judge(
-    summary: pd.DataFrame,
-    claim: Claim,
-    roles: Mapping[str, str],
-    step: int,
-    target: tuple[str, str, str],
-    opts: Mapping[str, Any],
-) -> dict[str, Any]:
+def primary_target(claim: Claim, targets: Iterable[tuple[str, str, str]]) -> tuple[str, str, str] | None:
+    """The claim's pre-registered cell among ``targets``: the first of ``claim.tasks`` present."""
+    present = set(targets)
+    return next(((t, claim.tier, claim.metric) for t in claim.tasks if (t, claim.tier, claim.metric) in present), None)
+
+
+def method_specs(specs: Mapping[str, Any] | None = None) -> dict[str, MethodSpec]:
+    """Method id -> spec: the presets, then ``specs`` (specs, dicts or preset names, e.g. from the config)."""
+    out = {name: METHODS.get(name) for name in METHODS}
+    out.update({mid: load_method(s) for mid, s in (specs or {}).items()})
+    return out
+
+
+def first_stage_only(method: str, step: int, specs: Mapping[str, MethodSpec], train_steps: int) -> bool:
+    """Whether a multi-stage ``method`` is still in its first stage at ``step`` of a ``train_steps`` run."""
+    spec = specs.get(method)
+    if spec is None or len(spec.stages) < 2:
+        return False
+    return step <= spec.stage_steps(train_steps)[0]
+
+
+def _claim_rows(
+    summary: pd.DataFrame, claim: Claim, track: Track, step: int, ctx: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    roles = track.role_map
     method, reference = roles.get(claim.method, claim.method), roles.get(claim.reference, claim.reference)
-    task, tier, metric = target
     first, second = (reference, method) if claim.target == "forgetting" else (method, reference)
-    pair = paired_difference(
-        summary, first, second, step, task, tier, metric, opts["n_boot"], opts["level"], opts["seed"]
-    )
+    targets = ctx["targets"][claim.target]
+    primary = primary_target(claim, targets) if step == ctx["final"] else None
+    null = -ctx["margin"] if claim.test == NONINFERIORITY else 0.0
     detail = f"{first} − {second}" + (" forgetting (pts)" if claim.target == "forgetting" else "")
-    verdict = verdict_from_ci(pair["ci_lo"], pair["ci_hi"], pair["n_pairs"], opts["min_pairs"])
-    return {
-        "claim": claim.name,
-        "step": step,
-        "task": task,
-        "tier": tier,
-        "metric": metric,
-        "method": method,
-        "reference": reference,
-        **pair,
-        "verdict": verdict,
-        "detail": detail,
-    }
+    staged = [m for m in (method, reference) if first_stage_only(m, step, ctx["specs"], ctx["train_steps"])]
+    cells = paired_from_wide(ctx["wide"][step], first, second)
+    base = {"claim": claim.name, "track": track.name, "step": step, "method": method, "reference": reference}
+    if not targets:
+        return [{**base, "family": EXPLORATORY, "verdict": NOT_RUN, "detail": f"no {claim.target} results to judge"}]
+    idx = pd.MultiIndex.from_tuples(targets, names=["task", "tier", "metric"])
+    got = cells.reindex(idx)
+    n = got["n_pairs"].fillna(0).to_numpy(dtype=int)
+    fam = np.array([PRIMARY if t == primary else EXPLORATORY for t in targets])
+    level = np.where(fam == PRIMARY, ctx["primary_level"], 1.0 - ctx["alpha"])
+    mean, sd = got["mean_diff"].to_numpy(float), got["sd_diff"].to_numpy(float)
+    lo, hi = t_bounds(mean, sd, n, level)
+    rows = []
+    for i, target in enumerate(targets):
+        verdict, note = verdict_from_ci(lo[i], hi[i], int(n[i]), null, ctx["min_pairs"]), detail
+        if staged and verdict != NOT_RUN:
+            verdict, note = FIRST_STAGE, f"{detail}; {', '.join(staged)} has not left its first stage at step {step}"
+        rows.append({**base, "family": fam[i], "task": target[0], "tier": target[1], "metric": target[2],
+                     "n_pairs": int(n[i]), "mean_diff": mean[i], "sd_diff": sd[i],
+                     "level": level[i], "ci_lo": lo[i], "ci_hi": hi[i], "null": null, "verdict": verdict,
+                     "detail": note})
+    return rows
 
 
 def claim_verdicts(
     summary: pd.DataFrame,
     roles: Mapping[str, str] | None = None,
-    claims: Iterable[Claim] = CLAIMS,
-    n_boot: int = 2000,
-    level: float = 0.95,
-    seed: int = 0,
+    claims: Iterable[Claim] | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    noninferiority_margin_pts: float = DEFAULT_MARGIN_PTS,
+    methods: Mapping[str, Any] | None = None,
+    train_steps: int | None = None,
     min_pairs: int = 2,
 ) -> pd.DataFrame:
-    """One verdict per claim × budget × target (task, tier, metric); see the module docstring."""
-    roles = {**DEFAULT_ROLES, **(roles or {})}
-    opts = {"n_boot": n_boot, "level": level, "seed": seed, "min_pairs": min_pairs}
-    rows = []
-    for claim in claims:
-        for step in budgets(summary):
-            targets = claim_targets(summary, claim.target)
-            rows += [_judge(summary, claim, roles, step, t, opts) for t in targets]
-            if not targets:
-                rows.append(
-                    {
-                        "claim": claim.name,
-                        "step": step,
-                        "verdict": NOT_RUN,
-                        "detail": f"no {claim.target} results to judge",
-                    }
-                )
+    """One verdict per track × claim × budget × target (task, tier, metric); see the module docstring.
+
+    ``alpha``, ``noninferiority_margin_pts``: the ``report`` config. ``methods``: method id -> spec (or
+    dict) for ids that are not presets, to tell when a multi-stage run has left its first stage;
+    ``train_steps``: the runs' ``train.steps`` (default: the largest budget evaluated). ``claims``
+    restricts the claims judged (the family size stays the track's). Seed-based claims only; the SNR
+    bell is judged by :func:`snr_verdicts`.
+    """
+    if noninferiority_margin_pts < 0 or not math.isfinite(noninferiority_margin_pts):
+        raise ValueError(f"report.noninferiority_margin_pts={noninferiority_margin_pts!r} is out of range; "
+                         "allowed: a finite number >= 0 (points)")
+    steps = budgets(summary)
+    names = None if claims is None else {c.name for c in claims}
+    rows: list[dict[str, Any]] = []
+    specs = method_specs(methods)
+    wide = {step: pivot_by_seed(at_budget(summary, step)) for step in steps}  # shared by every claim
+    targets = {kind: claim_targets(summary, kind) for kind in ("accuracy", "forgetting")}
+    for track in tracks_for(frozenset(summary["method"].dropna()), roles):
+        ctx = {"final": steps[-1], "alpha": alpha, "margin": float(noninferiority_margin_pts),
+               "primary_level": primary_level(alpha, track.family_size), "min_pairs": min_pairs,
+               "specs": specs, "train_steps": train_steps or steps[-1], "wide": wide, "targets": targets}
+        for claim in track.claims:
+            if claim.target == "snr" or (names is not None and claim.name not in names):
+                continue
+            for step in steps:
+                rows += _claim_rows(summary, claim, track, step, ctx)
     return pd.DataFrame(rows, columns=list(VERDICT_COLUMNS))
 
 
-def _bins(snr: Mapping[str, Any] | str | os.PathLike[str]) -> pd.DataFrame:
-    if not isinstance(snr, Mapping):
-        snr = json.loads(Path(snr).read_text(encoding="utf-8"))
-    return pd.DataFrame(list(snr.get("bins", [])))
-
-
-def bell_verdict(bins: pd.DataFrame) -> tuple[str, str]:
-    """(verdict, detail) for one group's bins (columns bin_lo, bin_hi, snr, ci_lo, ci_hi)."""
-    b = bins.dropna(subset=["snr", "ci_lo", "ci_hi"]).sort_values("bin_lo")
-    if len(b) < 3:
-        return INCONCLUSIVE, f"{len(b)} bins with an SNR estimate (need 3)"
-    left, right, inner = b.iloc[0], b.iloc[-1], b.iloc[1:-1]
-    best = inner.loc[inner["snr"].idxmax()]
-    detail = (
-        f"ends {left['snr']:.3g} [{left['ci_lo']:.3g}, {left['ci_hi']:.3g}] / {right['snr']:.3g} "
-        f"[{right['ci_lo']:.3g}, {right['ci_hi']:.3g}]; best interior {best['snr']:.3g} at "
-        f"p in [{best['bin_lo']:.3g}, {best['bin_hi']:.3g}] [{best['ci_lo']:.3g}, {best['ci_hi']:.3g}]"
-    )
-    if best["ci_lo"] > max(left["ci_hi"], right["ci_hi"]):
-        return REPRODUCED, detail
-    if max(left["ci_lo"], right["ci_lo"]) > inner["ci_hi"].max():
-        return NOT_REPRODUCED, detail
-    return INCONCLUSIVE, detail
+def _load_snr(snr: Mapping[str, Any] | str | os.PathLike[str]) -> Mapping[str, Any]:
+    return snr if isinstance(snr, Mapping) else json.loads(Path(snr).read_text(encoding="utf-8"))
 
 
 def snr_verdicts(
-    snr: Mapping[str, Any] | str | os.PathLike[str], name: str = "SNR is bell-shaped in p"
+    snr: Mapping[str, Any] | str | os.PathLike[str],
+    alpha: float = DEFAULT_ALPHA,
+    track: Track | None = None,
 ) -> pd.DataFrame:
-    """One ``SNR is bell-shaped in p`` verdict per bin group of an SNR result (dict or JSON path)."""
-    bins = _bins(snr)
-    rows = []
+    """One SNR-bell verdict per bin group of an SNR result (dict or JSON path), by the contrast test of
+    :mod:`paced.report.snr_bell`; the ``all`` group is primary in ``track``'s family, the rest exploratory."""
+    result = _load_snr(snr)
+    bins = pd.DataFrame(list(result.get("bins", [])))
+    claim = next(c for c in CLAIMS if c.target == "snr")
+    ci = float(result.get("config", {}).get("ci", 0.95))
+    name = track.name if track is not None else ""
     if bins.empty:
-        rows.append({"claim": name, "verdict": NOT_RUN, "detail": "no bins"})
-    for group, grp in bins.groupby("group", sort=False) if not bins.empty else []:
-        verdict, detail = bell_verdict(grp)
-        rows.append(
-            {
-                "claim": name,
-                "step": 0,
-                "task": "snr",
-                "tier": group,
-                "metric": "snr",
-                "method": BASE_METHOD,
-                "reference": "",
-                "n_pairs": len(grp),
-                "verdict": verdict,
-                "detail": detail,
-            }
-        )
+        return pd.DataFrame([{"claim": claim.name, "track": name, "family": EXPLORATORY, "verdict": NOT_RUN,
+                              "detail": "no bins"}], columns=list(VERDICT_COLUMNS))
+    rows = []
+    for group, grp in bins.groupby("group", sort=False):
+        fam = PRIMARY if track is not None and group == claim.tier else EXPLORATORY
+        level = primary_level(alpha, track.family_size) if fam == PRIMARY else 1.0 - alpha
+        verdict, detail, (est, lo, hi) = bell_verdict(grp, level, ci, (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE))
+        rows.append({"claim": claim.name, "track": name, "family": fam, "step": 0, "task": "snr", "tier": group,
+                     "metric": "snr", "method": BASE_METHOD, "reference": "", "n_pairs": len(grp),
+                     "mean_diff": est, "level": level, "ci_lo": lo, "ci_hi": hi, "null": 0.0,
+                     "verdict": verdict, "detail": detail})
     return pd.DataFrame(rows, columns=list(VERDICT_COLUMNS))
 
 
@@ -237,9 +248,16 @@ def oracle_gap(summary: pd.DataFrame, roles: Mapping[str, str] | None = None) ->
 
 
 def verdict_table(
-    summary: pd.DataFrame, snr: Iterable[Mapping[str, Any] | str | os.PathLike[str]] = (), **kwargs: Any
+    summary: pd.DataFrame,
+    snr: Iterable[Mapping[str, Any] | str | os.PathLike[str]] = (),
+    roles: Mapping[str, str] | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    **kwargs: Any,
 ) -> pd.DataFrame:
-    """All claim verdicts, then the SNR-bell verdicts of each SNR result given."""
-    parts = [claim_verdicts(summary, **kwargs)] + [snr_verdicts(s) for s in snr]
+    """All claim verdicts (:func:`claim_verdicts`), then each track's SNR-bell verdicts of each SNR result."""
+    parts = [claim_verdicts(summary, roles=roles, alpha=alpha, **kwargs)]
+    snr = list(snr)
+    for track in tracks_for(frozenset(summary["method"].dropna()), roles):
+        parts += [snr_verdicts(s, alpha, track) for s in snr]
     parts = [p for p in parts if not p.empty]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(VERDICT_COLUMNS))

@@ -7,7 +7,7 @@ name. A backend that needs an optional package imports it only when chosen.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,23 +16,45 @@ from paced.registry import Registry
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """How to sample. ``temperature == 0`` means greedy (then ``n`` identical samples are pointless)."""
+    """How to sample. ``temperature == 0`` means greedy (then ``n`` identical samples are pointless).
+
+    The filters apply to the temperature-scaled distribution, in vLLM's order: ``top_k`` keeps the k most
+    likely tokens (0 = all), ``top_p`` the smallest set with that much mass (1 = all), ``min_p`` drops tokens
+    below ``min_p`` times the top token's probability (0 = none). ``presence_penalty`` subtracts that much
+    from the logit of every token already generated (vLLM's semantics; the ``vllm`` backend only).
+    Qwen3's model card recommends T 0.6, top_p 0.95, top_k 20 in thinking mode.
+    """
 
     n: int = 1
     max_new_tokens: int = 64
     temperature: float = 1.0
     top_p: float = 1.0
+    top_k: int = 0
+    min_p: float = 0.0
+    presence_penalty: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.n < 1:
-            raise ValueError(f"SamplingParams.n must be >= 1, got {self.n}")
-        if self.max_new_tokens < 1:
-            raise ValueError(f"SamplingParams.max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if self.temperature < 0:
-            raise ValueError(f"SamplingParams.temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"SamplingParams.top_p must be in (0, 1], got {self.top_p}")
+        checks: tuple[tuple[str, bool, str], ...] = (
+            ("n", self.n >= 1, ">= 1"),
+            ("max_new_tokens", self.max_new_tokens >= 1, ">= 1"),
+            ("temperature", self.temperature >= 0, ">= 0 (0 means greedy)"),
+            ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
+            ("top_k", isinstance(self.top_k, int) and self.top_k >= 0, "an int >= 0 (0 = no top-k filter)"),
+            ("min_p", 0 <= self.min_p < 1, "in [0, 1) (0 = no min-p filter)"),
+            ("presence_penalty", -2 <= self.presence_penalty <= 2, "in [-2, 2] (0 = none)"),
+        )
+        for name, ok, allowed in checks:
+            if not ok:
+                raise ValueError(f"SamplingParams.{name} must be {allowed}, got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_section(cls, section: Mapping[str, Any], *, n: int, seed: int, **overrides: Any) -> SamplingParams:
+        """From a config's ``sampling:`` section (its decoding keys; backend, batch size and the like are
+        ignored), with ``n``, ``seed`` and any field in ``overrides`` set explicitly."""
+        fields = {f for f in cls.__dataclass_fields__ if f not in ("n", "seed")}
+        kwargs = {k: v for k, v in section.items() if k in fields}
+        return cls(n=n, seed=seed, **{**kwargs, **overrides})
 
 
 @dataclass(frozen=True)

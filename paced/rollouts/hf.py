@@ -5,6 +5,11 @@ Batched, with the KV cache, ``num_return_sequences = n``, left padding, greedy w
 prompts runs under ``torch.random.fork_rng`` seeded with ``params.seed`` + the chunk index, so the
 same prompts, params and ``batch_size`` give the same rollouts and the caller's global RNG is left
 untouched (``generate`` draws from the global generator; it takes no ``torch.Generator``).
+
+At scale: the shared prefill computes logits for the last position only (``logits_to_keep=1``; a full
+prefill of 1,024 prompts of 2k tokens at Qwen3's vocabulary would be ~62 GB of logits), ``batch_size``
+bounds the prompts per ``generate`` call, and ``synced_gpus`` keeps the ranks of a sharded (FSDP) model
+stepping together until all have finished (a rank that stops early would hang the others' all-gathers).
 """
 
 from __future__ import annotations
@@ -16,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from paced.rollouts.base import SAMPLERS, Rollout, Sampler, SamplingParams
+from paced.rollouts.progress import LoggingTqdm
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +57,14 @@ class HFSampler(Sampler):
     ``model`` is a ``PreTrainedModel`` (then ``tokenizer`` is required) or a checkpoint path
     (the tokenizer saved beside it is loaded). ``batch_size`` is the number of *prompts* per
     ``generate`` call; each expands to ``n`` rows. ``add_special_tokens`` is passed to the tokenizer.
+    ``synced_gpus``: ``None`` turns it on when ``torch.distributed`` runs with more than one rank (a sharded
+    model: every rank must call ``generate`` with the same number of batches). ``progress`` logs the chunks
+    done at coarse intervals (the rule's log) and shows a bar on a terminal.
     """
 
     def __init__(self, model: Any, tokenizer: Any = None, *, batch_size: int = 256, device: str = "cpu",
                  dtype: torch.dtype = torch.float32, add_special_tokens: bool = False,
-                 progress: bool = False, trust_remote_code: bool = False) -> None:
+                 progress: bool = False, trust_remote_code: bool = False, synced_gpus: bool | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"HFSampler.batch_size must be >= 1, got {batch_size}")
         if isinstance(model, (str, os.PathLike)):
@@ -70,6 +78,7 @@ class HFSampler(Sampler):
         self.batch_size = batch_size
         self.add_special_tokens = add_special_tokens
         self.progress = progress
+        self.synced_gpus = synced_gpus
         if tokenizer.pad_token_id is None:
             raise ValueError("HFSampler: the tokenizer has no pad token; set tokenizer.pad_token first")
         self.eos_id = tokenizer.eos_token_id
@@ -83,7 +92,8 @@ class HFSampler(Sampler):
         out: list[list[Rollout]] = []
         starts = range(0, len(prompts), self.batch_size)
         try:
-            for chunk_idx, start in enumerate(tqdm(starts, desc="sampling", disable=not self.progress)):
+            chunks = LoggingTqdm(starts, desc="hf sampling (prompt chunks)") if self.progress else starts
+            for chunk_idx, start in enumerate(chunks):
                 chunk = list(prompts[start:start + self.batch_size])
                 with torch.random.fork_rng(devices=self._fork_devices()):
                     torch.manual_seed(params.seed + chunk_idx)
@@ -109,11 +119,8 @@ class HFSampler(Sampler):
         n = 1 if greedy else params.n  # greedy samples are identical: decode once, copy
         gen_kwargs: dict[str, Any] = dict(
             max_new_tokens=params.max_new_tokens, do_sample=not greedy, num_return_sequences=n,
-            pad_token_id=tok.pad_token_id, eos_token_id=self.eos_id, use_cache=True)
-        if not greedy:
-            gen_kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
-        else:
-            gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+            pad_token_id=tok.pad_token_id, eos_token_id=self.eos_id, use_cache=True,
+            synced_gpus=resolve_synced_gpus(self.synced_gpus), **decoding_kwargs(params))
         ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)  # (B, T)
         if n > 1 and ids.shape[1] > 1:
             # prefill each prompt once, then copy its cache n times (generate would prefill n copies)
@@ -130,7 +137,8 @@ class HFSampler(Sampler):
     def _prefill(self, ids: torch.Tensor, mask: torch.Tensor, n: int) -> Any:
         """KV cache of all but the last prompt token, repeated ``n`` times along the batch."""
         pos = (mask.long().cumsum(-1) - 1).clamp(min=0)  # left padding: positions start at the first token
-        cache = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True).past_key_values
+        cache = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                           logits_to_keep=1).past_key_values  # the logits are unused: keep one position
         cache.batch_repeat_interleave(n)
         return cache
 
@@ -141,3 +149,25 @@ class HFSampler(Sampler):
         ids = [i for i in ids if i != pad]
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
         return Rollout(text=text, token_ids=tuple(ids))
+
+
+def decoding_kwargs(params: SamplingParams) -> dict[str, Any]:
+    """``generate`` keyword arguments for our decoding params: greedy, or sampling with temperature, top-k,
+    top-p and min-p (HF applies them in vLLM's order: temperature, then the filters). HF has no presence
+    penalty of vLLM's kind (its ``repetition_penalty`` divides logits), so a non-zero one is refused."""
+    if params.presence_penalty != 0:
+        raise ValueError(f"SamplingParams.presence_penalty={params.presence_penalty}: the 'hf' sampler has no "
+                         "presence penalty; set sampling.presence_penalty: 0 or use sampling.backend: vllm")
+    if params.temperature == 0:
+        return dict(temperature=None, top_p=None, top_k=None, min_p=None)
+    return dict(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
+                min_p=params.min_p if params.min_p > 0 else None)
+
+
+def resolve_synced_gpus(synced_gpus: bool | None) -> bool:
+    """``synced_gpus`` for ``generate``: as given, or (``None``) on when more than one rank runs."""
+    if synced_gpus is not None:
+        return synced_gpus
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1

@@ -6,15 +6,22 @@ requests (as lm-eval does for repeats) makes identical samples, so ``params.seed
 per call. Runs are reproducible for the same engine seed and call order.
 vLLM samples a model *path* (a fixed checkpoint), so it serves the pass-rate and reference stages and
 evaluation, not the on-policy samples of an in-training student (use ``hf`` there).
+Engine arguments come from a :class:`~paced.rollouts.vllm_config.VLLMConfig` (the config's ``vllm:``
+section); :meth:`VLLMSampler.close` (or ``with``) shuts the engine down and frees its memory, so a second
+engine can start in the same process.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from paced.rollouts.base import SAMPLERS, Rollout, Sampler, SamplingParams
+from paced.rollouts.progress import LoggingTqdm
+from paced.rollouts.vllm_config import VLLMConfig
+from paced.rollouts.vllm_cpu import apply_cpu_shims
 
 log = logging.getLogger(__name__)
 
@@ -22,34 +29,83 @@ INSTALL_HINT = "the 'vllm' sampler needs vLLM, which is not installed: pip insta
 
 
 def import_vllm() -> Any:
-    """``import vllm`` or an ``ImportError`` that says how to install the extra."""
+    """``import vllm`` (with the CPU lane's shims where ``vllm-cpu`` is installed) or an ``ImportError``
+    that says how to install the extra."""
     try:
+        apply_cpu_shims()
         import vllm
     except ImportError as err:
         raise ImportError(INSTALL_HINT) from err
     return vllm
 
 
+def shutdown_engine(llm: Any) -> None:
+    """Stop a ``vllm.LLM``'s engine (its worker processes, where it has any) and free its memory.
+
+    vLLM frees nothing while an engine object is alive; lm-eval never shuts its engines down. Safe to
+    call twice, and on an engine that failed half-way.
+    """
+    engine = getattr(llm, "llm_engine", None)
+    core = getattr(engine, "engine_core", None)
+    if core is not None and hasattr(core, "shutdown"):
+        core.shutdown()
+    try:  # an in-process engine holds the distributed state; the next engine would find it taken
+        from vllm.distributed.parallel_state import destroy_distributed_environment, destroy_model_parallel
+
+        destroy_model_parallel()
+        destroy_distributed_environment()
+    except (ImportError, AssertionError, RuntimeError) as err:  # nothing to tear down
+        log.debug("vLLM parallel state not torn down: %s", err)
+    gc.collect()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 @SAMPLERS.register("vllm")
 class VLLMSampler(Sampler):
-    """Samples a checkpoint with ``vllm.LLM``. ``model``: a path or hub name (not a model object)."""
+    """Samples a checkpoint with ``vllm.LLM``. ``model``: a path or hub name (not a model object).
 
-    def __init__(self, model: Any, tokenizer: Any = None, *, seed: int = 0, dtype: str = "auto",
-                 gpu_memory_utilization: float = 0.9, enforce_eager: bool = False,
-                 max_model_len: int | None = None, **llm_kwargs: Any) -> None:
+    ``config``: a :class:`VLLMConfig` or the ``vllm:`` config mapping; ``dtype`` fills its ``dtype`` when
+    that is ``None``. ``llm_kwargs`` go to ``vllm.LLM`` as they are (they win over ``config``).
+    ``progress`` logs sampling progress at coarse intervals (the bar goes to stderr, the lines to the log).
+    """
+
+    def __init__(self, model: Any, tokenizer: Any = None, *, seed: int = 0,
+                 config: VLLMConfig | Mapping[str, Any] | None = None, dtype: str = "auto",
+                 trust_remote_code: bool = False, progress: bool = False, **llm_kwargs: Any) -> None:
         if not isinstance(model, str):
             raise TypeError(f"VLLMSampler takes a checkpoint path or hub name, got {type(model).__name__}; "
                             "sample an in-memory model with the 'hf' backend")
+        cfg = config if isinstance(config, VLLMConfig) else VLLMConfig.from_mapping(config)
+        if cfg.data_parallel_size > 1:
+            raise ValueError(f"vllm.data_parallel_size={cfg.data_parallel_size}: the sampler runs one engine; "
+                             "use vllm.tensor_parallel_size for several GPUs (data parallelism applies to "
+                             "evaluation, through lm-eval)")
         vllm = import_vllm()
         self._vllm = vllm
-        kwargs: dict[str, Any] = dict(model=model, seed=seed, dtype=dtype, enforce_eager=enforce_eager,
-                                      gpu_memory_utilization=gpu_memory_utilization, **llm_kwargs)
+        self.progress = progress
+        kwargs: dict[str, Any] = {"model": model, "seed": seed, "trust_remote_code": trust_remote_code,
+                                  **cfg.engine_kwargs(dtype), **llm_kwargs}
         if isinstance(tokenizer, str):
             kwargs["tokenizer"] = tokenizer
-        if max_model_len is not None:
-            kwargs["max_model_len"] = max_model_len
+        log.info("starting a vLLM engine: %s", kwargs)
         self.llm = vllm.LLM(**kwargs)
         self.eos_id = getattr(self.llm.get_tokenizer(), "eos_token_id", None)
+
+    def __enter__(self) -> VLLMSampler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Shut the engine down (see :func:`shutdown_engine`); the sampler cannot generate afterwards."""
+        llm, self.llm = getattr(self, "llm", None), None
+        if llm is not None:
+            shutdown_engine(llm)
+            log.info("vLLM engine shut down")
 
     def _ids(self, token_ids: Sequence[int]) -> tuple[int, ...]:
         ids = [int(t) for t in token_ids]
@@ -59,13 +115,17 @@ class VLLMSampler(Sampler):
 
     def to_vllm_params(self, params: SamplingParams) -> Any:
         """Our params as ``vllm.SamplingParams`` (no per-request seed; see the module docstring)."""
-        return self._vllm.SamplingParams(n=params.n, max_tokens=params.max_new_tokens,
-                                         temperature=params.temperature, top_p=params.top_p)
+        return self._vllm.SamplingParams(
+            n=params.n, max_tokens=params.max_new_tokens, temperature=params.temperature, top_p=params.top_p,
+            top_k=params.top_k, min_p=params.min_p, presence_penalty=params.presence_penalty)
 
     def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Rollout]]:
         if isinstance(prompts, str):
             raise TypeError("VLLMSampler.generate takes a sequence of prompts, not one string")
-        outputs = self.llm.generate(list(prompts), self.to_vllm_params(params), use_tqdm=False)
+        if self.llm is None:
+            raise RuntimeError("VLLMSampler.generate after close(): build a new sampler")
+        outputs = self.llm.generate(list(prompts), self.to_vllm_params(params),
+                                    use_tqdm=_progress_bar if self.progress else False)
         result = []
         for out in outputs:  # vLLM returns outputs in prompt order
             result.append([Rollout(text=c.text, token_ids=self._ids(c.token_ids))
@@ -73,3 +133,8 @@ class VLLMSampler(Sampler):
         if len(result) != len(prompts):
             raise RuntimeError(f"vLLM returned {len(result)} outputs for {len(prompts)} prompts")
         return result
+
+
+def _progress_bar(*args: Any, **kwargs: Any) -> LoggingTqdm:
+    kwargs["desc"] = "vllm sampling"
+    return LoggingTqdm(*args, **kwargs)

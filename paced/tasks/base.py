@@ -151,7 +151,11 @@ class ChatTask(Task):
         self.name, self.kind = inner.name, inner.kind  # type: ignore[misc]
 
     def format_prompt(self, doc: Doc) -> str:
-        messages = [{"role": "user", "content": self.inner.format_prompt(doc)}]
+        return self.user_turn(self.inner.format_prompt(doc))
+
+    def user_turn(self, content: str) -> str:
+        """``content`` as the one user message of the chat template, with the generation prompt after it."""
+        messages = [{"role": "user", "content": content}]
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def extract_answer(self, completion: str) -> str | None:

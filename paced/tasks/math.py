@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 from paced.tasks._verify_server import verify_pair
 from paced.tasks.base import TASKS, DataError, Doc, Task
-from paced.tasks.hub import load_rows
+from paced.tasks.rows import load_rows
 
 log = logging.getLogger(__name__)
 

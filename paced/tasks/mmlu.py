@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from paced.tasks.base import TASKS, DataError, Doc, Task
-from paced.tasks.hub import load_rows
+from paced.tasks.rows import load_rows
 
 LETTERS = "ABCDEFGHIJ"
 

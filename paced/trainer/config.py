@@ -17,6 +17,8 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 DEVICES = ("cpu", "cuda", "auto")  # cuda: fail before any work if no GPU is visible (validate_run)
 TEACHER_CACHES = ("none", "memory")
 FUSED_MODES = ("auto", "on", "off")
+SHARDINGS = ("none", "fsdp")  # fsdp: FSDP2 fully_shard of the decoder layers + root, under torchrun
+TEACHER_SHARDINGS = ("replicate", "shard")
 FUSED_AUTO_MIN_VOCAB = 32768  # "auto" fuses from here: one fp32 [T, V] logits tensor is ≥ 128 kB a token
 # Backends that can sample the in-training student (they take a live model object).
 LIVE_SAMPLERS = ("hf",)
@@ -35,9 +37,9 @@ def _is_int(x: Any) -> bool:
 class DistillConfig:
     """One distillation run.
 
-    ``references``: a ``references.jsonl`` from :func:`paced.stages.generate_references` (rows
+    ``references``: a ``references.jsonl`` from :func:`paced.references.generate_references` (rows
     ``{id, reference}``); ``None`` uses ``task.reference(doc)`` (the gold ``solution``).
-    ``passrates``: a ``passrates.jsonl`` from :func:`paced.stages.estimate_pass_rates`; ``None``
+    ``passrates``: a ``passrates.jsonl`` from :func:`paced.passrate.estimate.estimate_pass_rates`; ``None``
     estimates p̂ with the in-training student before step 1 (only when the method needs it).
     ``steps`` counts batches drawn: a skipped all-zero-weight batch is a step without an update.
     ``save_steps``: checkpoints besides the final one. ``teacher_cache``: ``memory`` computes the
@@ -53,6 +55,18 @@ class DistillConfig:
     precedence over ``teacher_cache``). ``teacher_cache_top_k``: the top-k it was built with
     (None = exact); checked when the file loads. A top-k cache serves ``forward_kl`` stages only;
     other teacher-forced stages compute the teacher live.
+
+    Scale. ``sharding``: ``none`` (one process, or DDP under ``accelerate launch``) or ``fsdp``
+    (FSDP2: decoder layers and root sharded, under ``torchrun``; gloo on CPU, NCCL on GPU);
+    ``teacher_sharding``: ``replicate`` (every process loads the whole teacher from its files) or
+    ``shard`` (FSDP2 too; ``sharding='fsdp'`` only). ``master_dtype``: the student's parameters and
+    optimizer state; the forward runs in ``dtype`` (FSDP2 mixed precision with fp32 gradient
+    reduction, or autocast when unsharded); checkpoints are written in ``dtype``. Each step's batch
+    is split across processes and then into micro-batches of at most ``micro_batch_size`` problems and
+    ``micro_batch_tokens`` padded tokens (sorted by length), gradients accumulated; the weight
+    normalisation spans the whole batch, so the loss and gradient do not depend on the split.
+    ``max_seq_len`` cuts responses so prompt + response fits; ``gradient_checkpointing`` recomputes
+    the student's activations in backward.
     """
 
     student: str
@@ -74,6 +88,9 @@ class DistillConfig:
     sampler_batch_size: int = 64
     max_new_tokens: int = 64
     temperature: float = 1.0  # on-policy samples are drawn from the student's own distribution
+    # the other decoding settings of every in-training sample (p̂ refresh, on-policy), as sampling.* sets them for
+    # the base pass rates: top_p, top_k, min_p, presence_penalty (paced.rollouts.base.SamplingParams)
+    decoding: dict[str, float] = dataclasses.field(default_factory=dict)
     chunk_size: int = 1024
     device: str = "cpu"
     dtype: str = "float32"
@@ -86,6 +103,14 @@ class DistillConfig:
     progress: bool = True
     chat_tokenizer: str | None = None  # wrap the task's prompts in this tokenizer's chat template
     trust_remote_code: bool = False  # run code shipped with a model repository (only if the config says so)
+    # Scale (paced.trainer.distributed, paced.trainer.microbatch): see the class docstring.
+    sharding: str = "none"
+    teacher_sharding: str = "replicate"
+    master_dtype: str = "float32"  # the student's parameters and optimizer state; compute runs in ``dtype``
+    micro_batch_size: int | None = None  # problems per forward/backward on one process (None: its whole share)
+    micro_batch_tokens: int | None = None  # padded tokens per micro-batch (length-bucketed); None: no budget
+    max_seq_len: int | None = None  # prompt + response tokens; longer responses are cut (None: no cap)
+    gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "save_steps", tuple(sorted(set(self.save_steps))))
@@ -128,10 +153,42 @@ class DistillConfig:
         _require(self.teacher_cache_top_k is None or (_is_int(self.teacher_cache_top_k)
                                                       and self.teacher_cache_top_k >= 1),
                  "teacher_cache_top_k", self.teacher_cache_top_k, "None (exact) or integers >= 1")
+        self._check_scale_fields()
+        unknown = sorted(set(self.decoding) - {"top_p", "top_k", "min_p", "presence_penalty"})
+        _require(not unknown, "decoding", dict(self.decoding), "keys top_p, top_k, min_p, presence_penalty")
+        self.sampling_params(n=1, seed=0)  # out-of-range decoding values fail here, naming the field
+
+    def _check_scale_fields(self) -> None:
+        _require(self.sharding in SHARDINGS, "sharding", self.sharding, ", ".join(SHARDINGS))
+        _require(self.teacher_sharding in TEACHER_SHARDINGS, "teacher_sharding", self.teacher_sharding,
+                 ", ".join(TEACHER_SHARDINGS))
+        _require(self.teacher_sharding == "replicate" or self.sharding == "fsdp", "teacher_sharding",
+                 self.teacher_sharding, "'replicate' unless sharding='fsdp'")
+        _require(self.master_dtype in DTYPES, "master_dtype", self.master_dtype, ", ".join(DTYPES))
+        for name in ("micro_batch_size", "micro_batch_tokens", "max_seq_len"):
+            value = getattr(self, name)
+            _require(value is None or (_is_int(value) and value >= 1), name, value, "None or integers >= 1")
+        _require(self.micro_batch_tokens is None or self.max_seq_len is None
+                 or self.micro_batch_tokens >= self.max_seq_len, "micro_batch_tokens", self.micro_batch_tokens,
+                 f"None or integers >= max_seq_len={self.max_seq_len} (one capped sequence must fit)")
+        _require(isinstance(self.gradient_checkpointing, bool), "gradient_checkpointing",
+                 self.gradient_checkpointing, "true or false")
+
+    def sampling_params(self, *, n: int, seed: int) -> Any:
+        """The :class:`~paced.rollouts.base.SamplingParams` of an in-training sample: ``max_new_tokens``,
+        ``temperature`` and ``decoding``, as the base pass rates sample."""
+        from paced.rollouts.base import SamplingParams
+
+        return SamplingParams.from_section({**self.decoding, "max_new_tokens": self.max_new_tokens,
+                                            "temperature": self.temperature}, n=n, seed=seed)
 
     @property
     def torch_dtype(self) -> torch.dtype:
         return DTYPES[self.dtype]
+
+    @property
+    def torch_master_dtype(self) -> torch.dtype:
+        return DTYPES[self.master_dtype]
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

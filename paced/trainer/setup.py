@@ -14,14 +14,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from paced.hub import check_model_available
+from paced.availability import check_model_available
 from paced.methods import MethodSpec
+from paced.passrate.refresh import REFRESH_POLICIES
+from paced.passrate.state import PassRateState
 from paced.rollouts.base import SAMPLERS
 from paced.tasks.base import DataError, Doc, Task, get_task
 from paced.trainer.config import LIVE_SAMPLERS, DistillConfig
+from paced.trainer.distributed import (
+    check_same_on_every_rank,
+    is_sharded,
+    load_on_every_rank,
+    require_process_group,
+    shard,
+)
 from paced.trainer.step import StepContext
 from paced.trainer.teacher import TeacherScorer, student_prompt, teacher_prompt
-from paced.trainer.weights import PassRateState
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +38,7 @@ def needs_live_sampler(config: DistillConfig, method: MethodSpec) -> bool:
     """Whether training samples the in-training student (on-policy stages or p̂ re-estimation)."""
     if any(s.on_policy for s in method.stages):
         return True
-    return method.uses_pass_rates and (config.passrates is None or method.refresh != "once")
+    return method.uses_pass_rates and (config.passrates is None or REFRESH_POLICIES.get(method.refresh).live)
 
 
 def _vocab_size(path: str) -> int:
@@ -110,7 +118,8 @@ def validate_run(config: DistillConfig, method: MethodSpec, num_processes: int =
 def load_model(path: str | Path, dtype: Any, trainable: bool, trust_remote_code: bool = False) -> Any:
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, trust_remote_code=trust_remote_code)
+    with load_on_every_rank():  # never the zeroed copies FSDP_CPU_RAM_EFFICIENT_LOADING leaves on ranks > 0
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, trust_remote_code=trust_remote_code)
     model.train(trainable)
     if not trainable:
         model.requires_grad_(False)
@@ -124,6 +133,41 @@ def load_tokenizer(path: str | Path, trust_remote_code: bool = False) -> Any:
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return tok
+
+
+def prepare_student(config: DistillConfig, acc: Any, ckpt: Path | None) -> tuple[Any, Any, Any]:
+    """The trainable student in ``master_dtype`` with its AdamW and lr schedule: sharded with FSDP2
+    (``sharding='fsdp'``) or prepared by accelerate (one process, or DDP)."""
+    import torch
+
+    model = load_model(ckpt or config.student, config.torch_master_dtype, trainable=True,
+                       trust_remote_code=config.trust_remote_code)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if config.sharding == "fsdp":
+        require_process_group("DistillConfig.sharding='fsdp'")
+        model = model.to(acc.device)
+        check_same_on_every_rank(model, f"student {config.student!r}", acc.device)
+        model = shard(model, compute=config.torch_dtype, master=config.torch_master_dtype)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    warm = config.warmup_steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warm + 1)))
+    if config.sharding != "fsdp":
+        model, optimizer = acc.prepare(model, optimizer)
+    return model, optimizer, scheduler
+
+
+def load_teacher(config: DistillConfig, device: Any) -> Any:
+    """The frozen teacher in ``dtype``, loaded from its files on every process, checked identical
+    across processes, then kept whole (``teacher_sharding='replicate'``) or sharded (``'shard'``)."""
+    assert config.teacher is not None, "a separate teacher needs DistillConfig.teacher (validate_run checks this)"
+    teacher = load_model(config.teacher, config.torch_dtype, trainable=False,
+                         trust_remote_code=config.trust_remote_code).to(device)
+    check_same_on_every_rank(teacher, f"teacher {config.teacher!r}", device)
+    if config.teacher_sharding == "shard":
+        require_process_group("DistillConfig.teacher_sharding='shard'")
+        teacher = shard(teacher, compute=config.torch_dtype, master=config.torch_dtype)
+    return teacher
 
 
 def make_accelerator(config: DistillConfig) -> Any:
@@ -176,22 +220,14 @@ def reference_ids(config: DistillConfig, method: MethodSpec, task: Task, docs: S
 def build_context(config: DistillConfig, method: MethodSpec, task: Task, docs: Sequence[Doc], acc: Any,
                   ckpt: Path | None) -> tuple[StepContext, Any, Any, list[Doc]]:
     """Load the student (from ``ckpt`` when resuming), teacher, optimizer, scheduler and sampler."""
-    import torch
-
     from paced.rollouts.base import get_sampler
 
     tokenizer = load_tokenizer(config.student, trust_remote_code=config.trust_remote_code)
     pool, refs = reference_ids(config, method, task, docs, tokenizer)
-    model = load_model(ckpt or config.student, config.torch_dtype, trainable=True,
-                       trust_remote_code=config.trust_remote_code)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    warm = config.warmup_steps
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warm + 1)))
-    model, optimizer = acc.prepare(model, optimizer)
-    student = acc.unwrap_model(model)
+    model, optimizer, scheduler = prepare_student(config, acc, ckpt)
+    student = model if is_sharded(model) else acc.unwrap_model(model)
     if method.teacher == "separate":
-        teacher_model = load_model(config.teacher, config.torch_dtype, trainable=False,
-                                   trust_remote_code=config.trust_remote_code).to(acc.device)
+        teacher_model = load_teacher(config, acc.device)
         cache = int(config.teacher_cache_max_gb * 2**30) if config.teacher_cache == "memory" else 0
     else:
         teacher_model, cache = student, 0  # the current student, prompted with the answer; never cached

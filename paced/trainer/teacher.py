@@ -1,7 +1,7 @@
 """Teachers: a separate frozen model, or the student itself prompted with the gold answer.
 
 The teacher scores the *same response tokens* as the student; only its prompt may differ. For the
-self-distillation teacher (SPEC §1) the prompt carries the ground-truth answer, the student's
+self-distillation teacher (docs/paper.md) the prompt carries the ground-truth answer, the student's
 prompt does not. Teacher logits on fixed references can be cached (exact all-V log-probs in a
 :class:`paced.teacher_cache.TeacherCache`): each problem's are computed once, alone (no padding),
 so the cached values do not depend on batch composition and a resumed run sees exactly the values
@@ -22,7 +22,7 @@ import torch
 
 from paced.fused import causal_lm_hidden
 from paced.methods import SELF_TEACHER_TEMPLATE, MethodSpec
-from paced.tasks.base import Doc, Task
+from paced.tasks.base import ChatTask, Doc, Task
 from paced.teacher_cache import CacheEntry, TeacherCache
 from paced.trainer.batches import collate, response_logits
 
@@ -40,13 +40,19 @@ def teacher_prompt(method: MethodSpec, task: Task, doc: Doc) -> str:
     ``separate``: the student's prompt. ``self``: the gold answer + the student's prompt, from the
     method's ``self_teacher_template``; a task may define ``self_teacher_prompt(doc)`` (e.g. a
     toy task whose tokenizer lacks the paper's wording), used while the template is the default.
+    With a chat template (:class:`ChatTask`) the hint goes *inside* the user message, beside the
+    problem: outside it, the hint would precede the template's role markers, where a chat model
+    never reads instructions.
     """
     if method.teacher == "separate":
         return student_prompt(task, doc)
-    hook = getattr(task, "self_teacher_prompt", None)
+    bare = task.inner if isinstance(task, ChatTask) else task
+    hook = getattr(bare, "self_teacher_prompt", None)
     if callable(hook) and method.self_teacher_template == SELF_TEACHER_TEMPLATE:
-        return str(hook(doc))
-    return method.self_teacher_template.format(answer=doc.answer, prompt=student_prompt(task, doc))
+        hinted = str(hook(doc))
+    else:
+        hinted = method.self_teacher_template.format(answer=doc.answer, prompt=bare.format_prompt(doc))
+    return task.user_turn(hinted) if isinstance(task, ChatTask) else hinted
 
 
 def reference_digest(token_ids: Sequence[int]) -> str:

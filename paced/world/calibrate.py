@@ -21,6 +21,7 @@ from paced.tasks.base import Doc, load_jsonl
 from paced.tasks.toy import ToyArith, ToyProbe
 from paced.world.config import WorldConfig
 from paced.world.evals import correct_counts, greedy_accuracy, mc_accuracy
+from paced.world.recipes import arith_max_new_tokens
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,6 @@ def _by_tier(docs: Sequence[Doc], tier: str) -> list[Doc]:
 
 
 def _budget(cfg: WorldConfig) -> int:
-    from paced.world.build import arith_max_new_tokens
-
     return arith_max_new_tokens(cfg.max_len)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,7 +86,11 @@ class TrainResult:
 def train_lm(model: torch.nn.Module, batches: Iterator[list[Pair]], tokenizer: Any, spec: TrainSpec,
              evaluate: Callable[[], dict[str, float]], accept: Callable[[dict[str, float]], bool],
              score: Callable[[dict[str, float]], float], desc: str = "pretrain") -> TrainResult:
-    """Pretrain ``model`` in place; it ends holding the selected checkpoint's weights."""
+    """Pretrain ``model`` in place; it ends holding the selected checkpoint's weights.
+
+    Logs progress every :func:`progress_every` steps and each evaluation: a build of minutes shows
+    in its log while it runs (tqdm's bar reaches a terminal, not a log file).
+    """
     vocab = tokenizer.get_vocab()
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, betas=(0.9, 0.98), weight_decay=spec.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, spec))
@@ -93,6 +98,7 @@ def train_lm(model: torch.nn.Module, batches: Iterator[list[Pair]], tokenizer: A
     best: tuple[float, int, dict[str, float], dict[str, torch.Tensor]] | None = None
     model.train()
     bar = tqdm(range(1, spec.max_steps + 1), desc=desc, leave=False)
+    every, t0 = progress_every(spec.max_steps), time.perf_counter()
     for step in bar:
         batch = encode_pairs(next(batches), vocab, tokenizer.eos_token_id, tokenizer.pad_token_id)
         loss = model(**batch).loss
@@ -101,6 +107,9 @@ def train_lm(model: torch.nn.Module, batches: Iterator[list[Pair]], tokenizer: A
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
+        if step % every == 0:
+            log.info("%s step %d/%d: loss %.4f, %.1f steps/s", desc, step, spec.max_steps, float(loss.detach()),
+                     step / (time.perf_counter() - t0))
         if step < spec.eval_from or (step - spec.eval_from) % spec.eval_every:
             continue
         metrics = {"step": step, "loss": float(loss.detach()), **evaluate()}
@@ -117,6 +126,11 @@ def train_lm(model: torch.nn.Module, batches: Iterator[list[Pair]], tokenizer: A
     log.warning("%s: no checkpoint met the selection criteria; keeping step %d (%s)", desc, best[1], best[2])
     model.load_state_dict(best[3])
     return TrainResult(best[1], best[2], False, history)
+
+
+def progress_every(max_steps: int, lines: int = 16) -> int:
+    """Steps between two progress lines: about ``lines`` per run, whatever its length."""
+    return max(1, max_steps // lines)
 
 
 def mix_batches(streams: Sequence[Iterator[Pair]], batch_size: int,

@@ -22,6 +22,10 @@ import torch
 
 from paced.io import read_json, write_json
 from paced.world.config import WorldConfig
+from paced.world.recipes import make_datasets, model_record, save_model, select_hard, train_student, train_teacher
+from paced.world.tokenizer import build_char_tokenizer
+
+log = logging.getLogger(__name__)
 
 ROLES = ("teacher", "student")
 
@@ -34,16 +38,6 @@ def run_role(role: str, cfg: WorldConfig, out: str | Path,
              sets: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
     """Train ``role`` on one torch thread, save it under ``out/role``; returns (and writes) its record.
     ``sets``: the world's data sets when the caller has them (``make_datasets(cfg)`` otherwise)."""
-    from paced.world.build import (  # build imports this module's caller; import late
-        _model_record,
-        _save_model,
-        make_datasets,
-        select_hard,
-        train_student,
-        train_teacher,
-    )
-    from paced.world.tokenizer import build_char_tokenizer
-
     if role not in ROLES:
         raise ValueError(f"unknown world role {role!r}; allowed: {', '.join(ROLES)}")
     threads, t0 = torch.get_num_threads(), time.perf_counter()
@@ -51,8 +45,8 @@ def run_role(role: str, cfg: WorldConfig, out: str | Path,
     try:
         sets, tok = sets if sets is not None else make_datasets(cfg), build_char_tokenizer()
         model, res = (train_teacher if role == "teacher" else train_student)(cfg, sets, tok)
-        _save_model(model, tok, Path(out) / role)
-        record: dict[str, Any] = {"model": _model_record(model, res)}
+        save_model(model, tok, Path(out) / role)
+        record: dict[str, Any] = {"model": model_record(model, res)}
         if role == "student":
             record["hard_rows"], record["hard"] = select_hard(cfg, sets["hard_candidates"], model, tok)
         record["seconds"] = time.perf_counter() - t0
@@ -70,16 +64,39 @@ def log_path(out: str | Path, role: str) -> Path:
     return Path(out) / f".{role}.log"
 
 
+class WorkerLogTail:
+    """The lines a worker has appended to its log file since the last call (whole lines only, so a
+    line being written is read once it is complete)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset = path, 0
+
+    def new_lines(self, final: bool = False) -> list[str]:
+        """New complete lines; ``final`` also returns a last line without its newline."""
+        if not self.path.is_file():
+            return []
+        with self.path.open("rb") as f:
+            f.seek(self.offset)
+            chunk = f.read()
+        end = len(chunk) if final else chunk.rfind(b"\n") + 1
+        self.offset += end
+        return chunk[:end].decode("utf-8", errors="replace").splitlines()
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 3:
         print("usage: python -m paced.world.worker {teacher|student} CONFIG.json OUT_DIR", file=sys.stderr)
         return 2
     role, cfg_path, out = argv
-    # the parent folds this file into its own log (two processes appending to one file would interleave)
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s [{role}] %(name)s: %(message)s",
-                        handlers=[logging.StreamHandler(sys.stderr),
-                                  logging.FileHandler(log_path(out, role), mode="w", encoding="utf-8")])
-    run_role(role, WorldConfig.from_dict(read_json(cfg_path)), out)
+    # only to the file: the parent streams it into its own log (and its stderr), so each line appears once
+    # there; two processes appending to the parent's log file directly would interleave partial lines
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s",
+                        handlers=[logging.FileHandler(log_path(out, role), mode="w", encoding="utf-8")])
+    try:
+        run_role(role, WorldConfig.from_dict(read_json(cfg_path)), out)
+    except Exception:
+        log.exception("training the %s failed", role)  # the traceback reaches the parent's log
+        return 1
     return 0
 
 

@@ -1,22 +1,31 @@
-# Shared by every rule: the resolved, validated suite config and output paths.
-from pathlib import Path
-
+# Shared by every rule: the resolved, validated suite, its results layout, and the wildcard shapes.
+# A rule's params hold only what changes its outputs (paced.pipeline.<stage>.params): Snakemake reruns a job
+# whose params change, so the params are the job's identity. Operational settings (on_error) are read from
+# the config inside the script, never passed as params.
 from snakemake.exceptions import WorkflowError
 
-from paced.suite import resolve_suite
+from paced.pipeline import distill as distill_stage
+from paced.pipeline import evaluate as evaluate_stage
+from paced.pipeline import passrates as passrates_stage
+from paced.pipeline import references as references_stage
+from paced.pipeline import report as report_stage
+from paced.pipeline import snr as snr_stage
+from paced.pipeline import teacher_cache as teacher_cache_stage
+from paced.pipeline import world as world_stage
+from paced.pipeline.results_lock import ResultsLock
+from paced.pipeline.suite import resolve_suite
 
 try:
     SUITE = resolve_suite(config)
 except ValueError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 
-SUITE_DICT = SUITE.as_dict()  # computed once; every rule hands it to its script
-R = SUITE.results_dir
-LOGS = SUITE.logs_dir
-BENCH = f"{R}/benchmarks"
+L = SUITE.layout
+LOCK = ResultsLock(L.lock)
 EVAL_NAMES = [e.name for e in SUITE.eval_tasks]
 EVAL_CELLS = SUITE.eval_cells()  # (method, seed, step) triples, base included
-# shared resources of the whole config, handed to every script
+
+
 wildcard_constraints:
     method=r"[a-z0-9][a-z0-9._-]*",
     seed=r"\d+",
@@ -24,15 +33,27 @@ wildcard_constraints:
 
 
 def world_inputs():
-    return [f"{R}/world/world.json"] if SUITE.builds_world else []
+    return [L.world_json] if SUITE.builds_world else []
 
 
 def all_outputs():
-    outs = [f"{R}/summary.csv", f"{R}/tables/done.flag", f"{R}/figures/done.flag"]
+    outs = [L.summary, L.tables_flag, L.figures_flag]
     if SUITE.snr.enabled:
-        outs.append(f"{R}/snr/snr.json")
+        outs.append(L.snr)
     if SUITE.builds_world:
-        outs.append(f"{R}/calibration/calibration.json")
-    if Path(R).parent.name == "ablations":  # config/ablations/*.yaml write under results/ablations/<name>
-        outs.append(f"{R}/ablation_summary.csv")
+        outs.append(L.calibration_json)
+    if L.is_ablation:
+        outs.append(L.ablation_summary)
     return outs
+
+
+onstart:
+    LOCK.acquire()  # one workflow per results directory, whatever its working directory
+
+
+onsuccess:
+    LOCK.release()
+
+
+onerror:
+    LOCK.release()

@@ -1,15 +1,15 @@
 rule teacher_cache:
     input:
         world_inputs(),
-        refs=f"{R}/references/references.jsonl",
+        refs=L.references,
     output:
-        cache=f"{R}/references/teacher_cache.npz",
+        cache=L.teacher_cache,
     log:
-        f"{LOGS}/teacher_cache.log",
+        L.log("teacher_cache.log"),
     benchmark:
-        f"{BENCH}/teacher_cache.tsv"
+        L.bench("teacher_cache.tsv")
     params:
-        suite=SUITE_DICT,
+        stage=teacher_cache_stage.params(SUITE),
     threads: 1
     resources:
         gpu=SUITE.resources.gpus_sample,
@@ -20,18 +20,17 @@ rule teacher_cache:
 rule distill:
     input:
         world_inputs(),
-        rates=f"{R}/passrates/base/passrates.jsonl",
-        refs=f"{R}/references/references.jsonl",
-        cache=f"{R}/references/teacher_cache.npz",
+        rates=L.passrates(),
+        refs=L.references,
+        cache=L.teacher_cache,
     output:
-        run=f"{R}/runs/{{method}}/seed{{seed}}/run.json",
+        run=L.run_json("{method}", "{seed}"),
     log:
-        f"{LOGS}/distill/{{method}}_seed{{seed}}.log",
+        L.log("distill", "{method}_seed{seed}.log"),
     benchmark:
-        f"{BENCH}/distill/{{method}}_seed{{seed}}.tsv"
+        L.bench("distill", "{method}_seed{seed}.tsv")
     params:
-        suite=SUITE_DICT,
-        run_dir=lambda wc: f"{R}/runs/{wc.method}/seed{wc.seed}",
+        stage=lambda wc: distill_stage.params(SUITE, wc.method, int(wc.seed)),
     threads: 1
     resources:
         gpu=SUITE.resources.gpus_train,

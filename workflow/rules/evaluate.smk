@@ -3,7 +3,7 @@
 
 
 def eval_outputs(method, steps):
-    return [f"{R}/eval/{method}/seed{{seed}}/step{t}/{name}.json" for t in steps for name in EVAL_NAMES]
+    return [L.eval_json(method, "{seed}", t, name) for t in steps for name in EVAL_NAMES]
 
 
 rule evaluate_base:
@@ -12,13 +12,11 @@ rule evaluate_base:
     output:
         eval_outputs("base", [0]),
     log:
-        f"{LOGS}/eval/base_seed{{seed}}.log",
+        L.log("eval", "base_seed{seed}.log"),
     benchmark:
-        f"{BENCH}/eval/base_seed{{seed}}.tsv"
+        L.bench("eval", "base_seed{seed}.tsv")
     params:
-        suite=SUITE_DICT,
-        method="base",
-        steps=[0],
+        stage=lambda wc: evaluate_stage.params(SUITE, "base", wc.seed, [0]),
     threads: 1
     resources:
         gpu=SUITE.resources.gpus_eval,
@@ -28,19 +26,17 @@ rule evaluate_base:
 
 rule evaluate_run:
     input:
-        run=f"{R}/runs/{{method}}/seed{{seed}}/run.json",
+        run=L.run_json("{method}", "{seed}"),
     output:
         eval_outputs("{method}", SUITE.budgets),
     log:
-        f"{LOGS}/eval/{{method}}_seed{{seed}}.log",
+        L.log("eval", "{method}_seed{seed}.log"),
     benchmark:
-        f"{BENCH}/eval/{{method}}_seed{{seed}}.tsv"
+        L.bench("eval", "{method}_seed{seed}.tsv")
     wildcard_constraints:
         method=r"(?!base$)[a-z0-9][a-z0-9._-]*",
     params:
-        suite=SUITE_DICT,
-        method=lambda wc: wc.method,
-        steps=list(SUITE.budgets),
+        stage=lambda wc: evaluate_stage.params(SUITE, wc.method, wc.seed, list(SUITE.budgets)),
     threads: 1
     resources:
         gpu=SUITE.resources.gpus_eval,

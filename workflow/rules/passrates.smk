@@ -2,14 +2,14 @@ rule passrates_base:
     input:
         world_inputs(),
     output:
-        rates=f"{R}/passrates/base/passrates.jsonl",
-        summary=f"{R}/passrates/base/summary.json",
+        rates=L.passrates(),
+        summary=L.passrates_summary(),
     log:
-        f"{LOGS}/passrates_base.log",
+        L.log("passrates_base.log"),
     benchmark:
-        f"{BENCH}/passrates_base.tsv"
+        L.bench("passrates_base.tsv")
     params:
-        suite=SUITE_DICT,
+        stage=passrates_stage.params(SUITE, SUITE.student),
     threads: 1
     resources:
         gpu=SUITE.resources.gpus_sample,
@@ -21,14 +21,14 @@ rule references:
     input:
         world_inputs(),
     output:
-        refs=f"{R}/references/references.jsonl",
-        summary=f"{R}/references/summary.json",
+        refs=L.references,
+        summary=L.references_summary,
     log:
-        f"{LOGS}/references.log",
+        L.log("references.log"),
     benchmark:
-        f"{BENCH}/references.tsv"
+        L.bench("references.tsv")
     params:
-        suite=SUITE_DICT,
+        stage=references_stage.params(SUITE),
     threads: 1
     resources:
         gpu=SUITE.resources.gpus_sample,
@@ -38,18 +38,18 @@ rule references:
 
 rule passrates_after:
     input:
-        run=f"{R}/runs/{{method}}/seed{{seed}}/run.json",
+        run=L.run_json("{method}", "{seed}"),
     output:
-        rates=f"{R}/passrates/{{method}}/seed{{seed}}/passrates.jsonl",
-        summary=f"{R}/passrates/{{method}}/seed{{seed}}/summary.json",
+        rates=L.passrates("{method}", "{seed}"),
+        summary=L.passrates_summary("{method}", "{seed}"),
     log:
-        f"{LOGS}/passrates/{{method}}_seed{{seed}}.log",
+        L.log("passrates", "{method}_seed{seed}.log"),
     benchmark:
-        f"{BENCH}/passrates/{{method}}_seed{{seed}}.tsv"
+        L.bench("passrates", "{method}_seed{seed}.tsv")
     params:
-        suite=SUITE_DICT,
+        stage=lambda wc: passrates_stage.params(SUITE, L.checkpoint(wc.method, wc.seed, SUITE.train.steps)),
     threads: 1
     resources:
         gpu=SUITE.resources.gpus_sample,
     script:
-        "../scripts/passrates.py"
+        "../scripts/passrates_after.py"

@@ -1,75 +1,73 @@
-EVAL_FILES = [
-    f"{R}/eval/{m}/seed{s}/step{t}/{name}.json" for (m, s, t) in EVAL_CELLS for name in EVAL_NAMES
-]
-RUN_FILES = [f"{R}/runs/{m}/seed{s}/run.json" for m in SUITE.method_ids for s in SUITE.seeds]
-AFTER_RATES = [f"{R}/passrates/{m}/seed{SUITE.seeds[0]}/passrates.jsonl" for m in SUITE.after_passrate_methods]
+EVAL_FILES = [L.eval_json(m, s, t, name) for (m, s, t) in EVAL_CELLS for name in EVAL_NAMES]
+RUN_FILES = [L.run_json(m, s) for m in SUITE.method_ids for s in SUITE.seeds]
+AFTER_RATES = [L.passrates(m, SUITE.seeds[0]) for m in SUITE.after_passrate_methods]
+SNR_FILES = [L.snr] if SUITE.snr.enabled else []
 
 
 rule summary:
     input:
         EVAL_FILES,
     output:
-        report(f"{R}/summary.csv", category="Tables", caption="../report/summary.rst"),
+        report(L.summary, category="Tables", caption="../report/summary.rst"),
     log:
-        f"{LOGS}/summary.log",
+        L.log("summary.log"),
     benchmark:
-        f"{BENCH}/summary.tsv"
+        L.bench("summary.tsv")
     script:
         "../scripts/summary.py"
 
 
 rule tables:
     input:
-        summary=f"{R}/summary.csv",
-        snr=[f"{R}/snr/snr.json"] if SUITE.snr.enabled else [],
+        summary=L.summary,
+        snr=SNR_FILES,
     output:
-        flag=f"{R}/tables/done.flag",
-        tables=report(directory(f"{R}/tables/all"), category="Tables", caption="../report/tables.rst",
+        flag=L.tables_flag,
+        tables=report(directory(L.tables_dir), category="Tables", caption="../report/tables.rst",
                       patterns=["{name}.md"]),
     log:
-        f"{LOGS}/tables.log",
+        L.log("tables.log"),
     benchmark:
-        f"{BENCH}/tables.tsv"
+        L.bench("tables.tsv")
     params:
-        suite=SUITE_DICT,
+        stage=report_stage.tables_params(SUITE),
     script:
         "../scripts/tables.py"
 
 
 rule figures:
     input:
-        summary=f"{R}/summary.csv",
-        snr=[f"{R}/snr/snr.json"] if SUITE.snr.enabled else [],
-        base_rates=f"{R}/passrates/base/passrates.jsonl",
+        summary=L.summary,
+        snr=SNR_FILES,
+        base_rates=L.passrates(),
         after_rates=AFTER_RATES,
         runs=RUN_FILES,
     output:
-        flag=f"{R}/figures/done.flag",
-        figures=report(directory(f"{R}/figures/png"), category="Figures", caption="../report/figures.rst",
+        flag=L.figures_flag,
+        figures=report(directory(L.figures_dir), category="Figures", caption="../report/figures.rst",
                        patterns=["{name}.png"]),
     log:
-        f"{LOGS}/figures.log",
+        L.log("figures.log"),
     benchmark:
-        f"{BENCH}/figures.tsv"
+        L.bench("figures.tsv")
     params:
-        suite=SUITE_DICT,
+        stage=report_stage.figures_params(SUITE),
     script:
         "../scripts/figures.py"
 
 
 rule calibration:
     input:
-        world=f"{R}/world/world.json",
-        base_rates=f"{R}/passrates/base/passrates.jsonl",
-        summary=f"{R}/summary.csv",
+        world=L.world_json,
+        base_rates=L.passrates(),
+        summary=L.summary,
     output:
-        record=f"{R}/calibration/calibration.json",
-        figure=report(f"{R}/calibration/calibration.png", category="Figures",
-                      caption="../report/calibration.rst"),
+        record=L.calibration_json,
+        figure=report(L.calibration_png, category="Figures", caption="../report/calibration.rst"),
     log:
-        f"{LOGS}/calibration.log",
+        L.log("calibration.log"),
     benchmark:
-        f"{BENCH}/calibration.tsv"
+        L.bench("calibration.tsv")
     params:
         method="uniform-fkl",
     script:
@@ -78,14 +76,14 @@ rule calibration:
 
 rule ablation_summary:
     input:
-        f"{R}/summary.csv",
+        L.summary,
     output:
-        f"{R}/ablation_summary.csv",
+        L.ablation_summary,
     log:
-        f"{LOGS}/ablation_summary.log",
+        L.log("ablation_summary.log"),
     benchmark:
-        f"{BENCH}/ablation_summary.tsv"
+        L.bench("ablation_summary.tsv")
     params:
-        config=SUITE_DICT["config"],
+        stage=report_stage.ablation_params(SUITE),
     script:
         "../scripts/ablation_summary.py"

@@ -1,16 +1,16 @@
 rule snr:
     input:
         world_inputs(),
-        rates=f"{R}/passrates/base/passrates.jsonl",
-        refs=f"{R}/references/references.jsonl",
+        rates=L.passrates(),
+        refs=L.references,
     output:
-        snr=f"{R}/snr/snr.json",
+        snr=L.snr,
     log:
-        f"{LOGS}/snr.log",
+        L.log("snr.log"),
     benchmark:
-        f"{BENCH}/snr.tsv"
+        L.bench("snr.tsv")
     params:
-        suite=SUITE_DICT,
+        stage=snr_stage.params(SUITE),
     threads: 1
     resources:
         gpu=SUITE.resources.gpus_train,

@@ -1,13 +1,12 @@
 rule build_world:
     output:
-        world=f"{R}/world/world.json",
+        world=L.world_json,
     log:
-        f"{LOGS}/build_world.log",
+        L.log("build_world.log"),
     benchmark:
-        f"{BENCH}/build_world.tsv"
+        L.bench("build_world.tsv")
     params:
-        suite=SUITE_DICT,
-        out_dir=f"{R}/world",
+        world=world_stage.params(SUITE),
     threads: 2
     resources:
         mem_mb=4000,

@@ -1,9 +1,11 @@
 """Logging for stage scripts, and the "failed cell" record that keeps a grid going.
 
-A cell of the benchmark grid (one training run, one evaluation) that fails writes an error record
-in place of its result — ``{"error": ..., "traceback": ...}`` with provenance — so the rest of the
-grid, the summary and the report still complete; the summary lists the failed cells. Delete the
-record (or run Snakemake with ``--forcerun``) to retry that cell.
+A cell of the benchmark grid (one training run, one evaluation) that fails for a reason of its own
+(:mod:`paced.pipeline.failures`) writes an error record in place of its result —
+``{"error": ..., "error_kind": "cell", "traceback": ...}`` with provenance — so the rest of the grid, the
+summary and the report still complete; the summary lists the failed cells. Delete the record (or run
+Snakemake with ``--forcerun``) to retry that cell. Infrastructure failures (disk full, out of memory, a
+killed subprocess, a timed-out collective, a missing file) are never recorded: they fail the job.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from paced.io import provenance, write_json
+from paced.pipeline.failures import is_infrastructure
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -42,24 +45,20 @@ def run_cell(fn: Callable[[], T], outputs: Iterable[str | Path], *, on_error: st
              per_output: Mapping[str, Mapping[str, Any]] | None = None) -> T | None:
     """Run ``fn``; if it raises and ``on_error == "record"``, write an error record to every output.
 
-    With ``on_error == "fail"`` the exception propagates (the job fails, Snakemake removes outputs).
-    ``per_output`` adds fields to the record of individual outputs (e.g. which task it stood for).
+    With ``on_error == "fail"``, and for every infrastructure failure, the exception propagates (the job
+    fails, Snakemake removes outputs and retries). ``per_output`` adds fields to the record of individual
+    outputs (e.g. which task it stood for).
     """
     if on_error not in ("record", "fail"):
         raise ValueError(f"on_error must be 'record' or 'fail', got {on_error!r}")
     try:
         return fn()
     except Exception as err:  # a failed cell must not kill the grid
-        if on_error == "fail":
+        if on_error == "fail" or is_infrastructure(err):
             raise
         log.exception("cell failed; recording the error instead of a result")
-        record = {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc(),
+        record = {"error": f"{type(err).__name__}: {err}", "error_kind": "cell", "traceback": traceback.format_exc(),
                   **dict(context or {}), "provenance": provenance()}
         for out in outputs:
             write_json(out, {**record, **dict((per_output or {}).get(str(out), {}))})
         return None
-
-
-def is_error_record(obj: Any) -> bool:
-    """Whether a loaded result JSON is a failed-cell record."""
-    return isinstance(obj, Mapping) and "error" in obj

@@ -1,4 +1,4 @@
-"""Per-problem pass-rate state, its refresh from verified rollouts, and per-problem weights.
+"""Per-problem pass-rate state: windows of verified outcomes, p̂ from them, and their histogram.
 
 The state keeps, per problem, a window of its last K verified outcomes (0/1); p̂ is
 ``estimate_pass_rate(sum(window), len(window), smoothing)``. A full refresh replaces every window
@@ -9,30 +9,14 @@ grid {0, 1/K, …, 1}.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from paced.kernels import Kernel
-from paced.passrate import estimate_pass_rate
-from paced.registry import Registry
-from paced.rollouts.base import Sampler, SamplingParams
-from paced.tasks.base import Doc, Task
-
-log = logging.getLogger(__name__)
-
-
-def rollout_outcomes(sampler: Sampler, task: Task, docs: Sequence[Doc], *, k: int, max_new_tokens: int,
-                     temperature: float, seed: int) -> dict[str, list[int]]:
-    """K sampled completions per problem, each verified with ``task.check``: ``{id: [0/1] * K}``."""
-    params = SamplingParams(n=k, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
-    rollouts = sampler.generate([task.format_prompt(d) for d in docs], params)
-    if len(rollouts) != len(docs):
-        raise RuntimeError(f"sampler returned {len(rollouts)} rollout lists for {len(docs)} prompts")
-    return {d.id: [int(task.check(d, r.text)) for r in rs] for d, rs in zip(docs, rollouts, strict=True)}
+from paced.passrate.estimators import estimate_pass_rate
+from paced.tasks.base import Doc
 
 
 @dataclass
@@ -97,50 +81,3 @@ def histogram(state: PassRateState, docs: Sequence[Doc]) -> dict[str, dict[str, 
             bucket[key] = bucket.get(key, 0) + 1
     return {g: dict(sorted(b.items(), key=lambda kv: tuple(map(int, kv[0].split("/")))))
             for g, b in out.items()}
-
-
-WeightFn = Callable[[Sequence[Doc], PassRateState, Kernel, tuple[str, ...]], np.ndarray]
-WEIGHT_SOURCES: Registry[WeightFn] = Registry("weight source")
-
-
-@WEIGHT_SOURCES.register("none")
-def _weights_none(docs: Sequence[Doc], state: PassRateState, kernel: Kernel,
-                  zero_tiers: tuple[str, ...]) -> np.ndarray:
-    """w ≡ 1 (unweighted distillation)."""
-    return np.ones(len(docs), dtype=np.float64)
-
-
-@WEIGHT_SOURCES.register("pass_rate")
-def _weights_pass_rate(docs: Sequence[Doc], state: PassRateState, kernel: Kernel,
-                       zero_tiers: tuple[str, ...]) -> np.ndarray:
-    """w = kernel(p̂)."""
-    return np.asarray(kernel(state.p_hat([d.id for d in docs])), dtype=np.float64)
-
-
-@WEIGHT_SOURCES.register("oracle_tier")
-def _weights_oracle(docs: Sequence[Doc], state: PassRateState, kernel: Kernel,
-                    zero_tiers: tuple[str, ...]) -> np.ndarray:
-    """w = 0 on problems whose tier label is in ``zero_tiers`` (the intractable tier), else 1."""
-    missing = [d.id for d in docs if d.tier is None]
-    if missing:
-        raise ValueError(f"weight_source='oracle_tier' needs a 'tier' label on every problem; "
-                         f"problem(s) {missing[:5]} have none")
-    return np.array([0.0 if d.tier in zero_tiers else 1.0 for d in docs], dtype=np.float64)
-
-
-def problem_weights(source: str, docs: Sequence[Doc], state: PassRateState, kernel: Kernel,
-                    zero_tiers: tuple[str, ...] = ("intractable",)) -> np.ndarray:
-    """Raw (unnormalised) weights [len(docs)] from the named weight source."""
-    return WEIGHT_SOURCES.get(source)(docs, state, kernel, zero_tiers)
-
-
-def tier_weight_share(docs: Sequence[Doc], weights: np.ndarray) -> dict[str, float]:
-    """Share of the batch's total weight that falls on each tier (empty if no tiers or all zero)."""
-    total = float(weights.sum())
-    if total <= 0:
-        return {}
-    out: dict[str, float] = {}
-    for d, w in zip(docs, weights, strict=True):
-        if d.tier is not None:
-            out[str(d.tier)] = out.get(str(d.tier), 0.0) + float(w) / total
-    return out

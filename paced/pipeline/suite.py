@@ -12,12 +12,16 @@ from __future__ import annotations
 import importlib.util
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePath
+from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
 
-from paced.hub import check_dataset_available, check_model_available
+from paced.availability import check_dataset_available, check_model_available
+from paced.pipeline.config_checks import check_grid, check_seeds, resolve_results_dir
+from paced.pipeline.layout import Layout
 
+SECTIONS = ("world", "models", "sampling", "passrate", "references", "snr", "train", "eval", "resources", "report",
+            "vllm")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
@@ -41,6 +45,9 @@ class Section:
             return self.values[key]
         except KeyError:
             raise AttributeError(key) from None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
 
 
 @dataclass(frozen=True)
@@ -67,19 +74,17 @@ class Suite:
             return sections[key]
         raise AttributeError(key)
 
+    @property
+    def layout(self) -> Layout:
+        """Every results path of this suite (:mod:`paced.pipeline.layout`)."""
+        return Layout(self.results_dir, self.logs_dir)
+
     def eval_cells(self) -> list[tuple[str, int, int]]:
         """(method, seed, step) of every evaluation; the untouched student is ``("base", seed, 0)``."""
         cells = [("base", s, 0) for s in self.seeds]
         cells += [(m, s, b) for m in self.method_ids for s in self.seeds for b in self.budgets]
         return cells
 
-    def as_dict(self) -> dict[str, Any]:
-        """A plain-dict view for Snakemake ``params`` (picklable, stable)."""
-        d = {k: v for k, v in asdict(self).items() if k not in ("sections", "raw")}
-        d["eval_tasks"] = [asdict(e) for e in self.eval_tasks]
-        d["config"] = dict(self.raw)
-        d.update({k: dict(v.values) for k, v in self.sections.items()})
-        return d
 
 
 def _check_path(key: str, value: str) -> str:
@@ -103,6 +108,7 @@ def resolve_method(mid: str, override: Mapping[str, Any] | None, passrate: Mappi
     refresh schedule of pass-rate-weighted methods, unless the override sets them itself.
     """
     from paced.methods import get_method, load_method
+    from paced.passrate.refresh import REFRESH_POLICIES
 
     d = dict(override) if override is not None else {"preset": mid}
     if "preset" not in d:
@@ -112,7 +118,7 @@ def resolve_method(mid: str, override: Mapping[str, Any] | None, passrate: Mappi
     d.setdefault("smoothing", passrate["smoothing"])
     if passrate.get("refresh", "preset") != "preset" and base.weight_source == "pass_rate":
         d.setdefault("refresh", passrate["refresh"])
-        if d["refresh"] == "every_n":
+        if REFRESH_POLICIES.get(d["refresh"]).needs_every:
             d.setdefault("refresh_every", passrate["refresh_every"])
     return load_method(d)
 
@@ -189,9 +195,10 @@ def _resolve_budgets(cfg: Mapping[str, Any]) -> tuple[int, ...]:
 
 def resolve_suite(cfg: Mapping[str, Any]) -> Suite:
     """Validate and resolve a (schema-filled) config dict into a :class:`Suite`."""
-    results = _check_path("results_dir", str(cfg.get("results_dir", "results")).rstrip("/"))
-    # logs/<results_dir> for relative results dirs (the workflow layout), <results_dir>/logs for absolute ones
-    logs = f"{results}/logs" if Path(results).is_absolute() else str(Path("logs") / results)
+    check_seeds(list(cfg["seeds"]), cfg["world"]["seed"])
+    check_grid(len(cfg["methods"]), len(cfg["seeds"]), len(cfg["eval"]["budgets"]))
+    results = _check_path("results_dir", resolve_results_dir(cfg.get("results_dir", "results")))
+    logs = Layout.for_results(results).logs
     preset = cfg["world"]["preset"]
     builds = preset != "none"
     world_dir = f"{results}/world" if builds else None
@@ -228,8 +235,7 @@ def resolve_suite(cfg: Mapping[str, Any]) -> Suite:
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds: {list(seeds)} lists a seed twice")
     after = tuple(m for m in ("uniform-fkl", "paced-fkl") if m in method_ids) or method_ids[:1]
-    sections = {k: Section(dict(cfg[k])) for k in
-                ("world", "models", "sampling", "passrate", "references", "snr", "train", "eval", "resources")}
+    sections = {k: Section(dict(cfg[k])) for k in SECTIONS if k in cfg}
     return Suite(raw=dict(cfg), results_dir=results, logs_dir=logs, builds_world=builds, teacher=teacher,
                  student=student, train_task=data["train_task"], train_path=train_path,
                  eval_tasks=_resolve_eval(cfg, world_dir), method_ids=method_ids, method_specs=specs,

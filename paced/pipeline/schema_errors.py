@@ -7,6 +7,7 @@ says it in one line (``train.steps='x': 'x' is not of type 'integer'``), for the
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 
@@ -40,3 +41,11 @@ def describe_schema_error(err: BaseException) -> str:
     if schema_err.validator in ("additionalProperties", "required") or not schema_err.absolute_path:
         return f"{key}: {schema_err.message}{allowed}"  # the instance is a whole section: do not print it
     return f"{key}={schema_err.instance!r}: {schema_err.message}{allowed}"
+
+
+def load_schema(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The config schema (YAML) as a dict."""
+    import yaml
+
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f)

@@ -1,13 +1,9 @@
-"""Pipeline stages that write files: pass-rate estimation and teacher references.
+"""Reference responses for teacher-forced training: sampled from the teacher and verified, or the data's own.
 
-Both sample through one :class:`~paced.rollouts.base.Sampler` (``hf`` or ``vllm``) and verify with
-the task's own ``check``; outputs are written atomically with provenance.
-
-- :func:`estimate_pass_rates` → ``passrates.jsonl`` rows ``{id, num_correct, k, p_hat, tier}`` and a
-  summary JSON (histogram of ``num_correct/k`` overall and per tier, mean p̂, provenance).
 - :func:`generate_references` → ``references.jsonl`` rows ``{id, reference, correct, tier}``: the
   first verified-correct of ``attempts`` teacher samples, else the first sample (or no row at all
   with ``only_correct=True``), and a summary JSON.
+- :func:`gold_references`: the data's worked solutions, same format.
 """
 
 from __future__ import annotations
@@ -17,64 +13,24 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from paced.io import provenance, write_json, write_jsonl
-from paced.passrate import estimate_pass_rate
-from paced.rollouts.base import Sampler, SamplingParams, get_sampler
+from paced.passrate.estimate import resolve_inputs
+from paced.rollouts.base import Sampler, SamplingParams
 from paced.tasks.base import Doc, Task, get_task
-from paced.trainer.weights import PassRateState, histogram, rollout_outcomes
 
 log = logging.getLogger(__name__)
-
-
-def _resolve(model: str | Sampler, task: str | Task, data: str | Path | Sequence[Doc], sampler: str,
-             sampler_kwargs: Mapping[str, Any] | None) -> tuple[Sampler, Task, list[Doc]]:
-    task_obj = get_task(task) if isinstance(task, str) else task
-    docs = task_obj.load(data) if isinstance(data, (str, Path)) else list(data)
-    if isinstance(model, Sampler):
-        return model, task_obj, docs
-    return get_sampler(sampler, model=str(model), **dict(sampler_kwargs or {})), task_obj, docs
-
-
-def estimate_pass_rates(model: str | Sampler, task: str | Task, data: str | Path | Sequence[Doc],
-                        out_path: str | Path, *, k: int = 8, smoothing: str = "none",
-                        max_new_tokens: int = 64, temperature: float = 1.0, seed: int = 0,
-                        sampler: str = "hf", sampler_kwargs: Mapping[str, Any] | None = None,
-                        summary_path: str | Path | None = None) -> Path:
-    """K rollouts per problem → ``out_path`` (jsonl) + ``summary_path`` (default: ``summary.json``
-    beside it). ``model`` is a checkpoint path (a ``sampler`` backend loads it) or a Sampler."""
-    estimate_pass_rate(0, k, smoothing)  # validates k and the smoothing name before any sampling
-    samp, task_obj, docs = _resolve(model, task, data, sampler, sampler_kwargs)
-    outcomes = rollout_outcomes(samp, task_obj, docs, k=k, max_new_tokens=max_new_tokens,
-                                temperature=temperature, seed=seed)
-    state = PassRateState(smoothing)
-    state.set_outcomes(outcomes)
-    p = state.p_hat([d.id for d in docs])
-    rows = [{"id": d.id, "num_correct": int(sum(outcomes[d.id])), "k": k, "p_hat": float(pi), "tier": d.tier}
-            for d, pi in zip(docs, p, strict=True)]
-    out_path = Path(out_path)
-    write_jsonl(out_path, rows)
-    config = {"model": str(model) if not isinstance(model, Sampler) else type(model).__name__,
-              "task": task_obj.name, "data": str(data) if isinstance(data, (str, Path)) else None, "k": k,
-              "smoothing": smoothing, "max_new_tokens": max_new_tokens, "temperature": temperature,
-              "sampler": sampler}
-    write_json(summary_path or out_path.parent / "summary.json",
-               {"n": len(docs), "mean_p_hat": float(np.mean(p)), "histogram": histogram(state, docs),
-                "provenance": provenance(config, seed)})
-    log.info("pass rates of %d problems written to %s (mean p̂ %.3f)", len(docs), out_path, float(np.mean(p)))
-    return out_path
 
 
 def generate_references(teacher: str | Sampler, task: str | Task, data: str | Path | Sequence[Doc],
                         out_path: str | Path, *, attempts: int = 1, only_correct: bool = False,
                         max_new_tokens: int = 64, temperature: float = 1.0, seed: int = 0,
                         sampler: str = "hf", sampler_kwargs: Mapping[str, Any] | None = None,
-                        summary_path: str | Path | None = None) -> Path:
+                        summary_path: str | Path | None = None, decoding: Mapping[str, Any] | None = None) -> Path:
     """Teacher responses per problem → ``out_path`` (jsonl) + a summary (default:
     ``references_summary.json`` beside it). See the module docstring for which sample is kept."""
-    params = SamplingParams(n=attempts, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
-    samp, task_obj, docs = _resolve(teacher, task, data, sampler, sampler_kwargs)
+    params = SamplingParams.from_section({**dict(decoding or {}), "max_new_tokens": max_new_tokens,
+                                          "temperature": temperature}, n=attempts, seed=seed)
+    samp, task_obj, docs = resolve_inputs(teacher, task, data, sampler, sampler_kwargs)
     rollouts = samp.generate([task_obj.format_prompt(d) for d in docs], params)
     rows = []
     for doc, rs in zip(docs, rollouts, strict=True):

@@ -1,0 +1,49 @@
+"""What several stages share: the task as the suite's models see it, sampler arguments, the device.
+
+Stage parameters are plain dicts (they are Snakemake ``params``, so they are the job's identity); these
+helpers turn their common parts into library objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+DECODING_KEYS = ("top_p", "top_k", "min_p", "presence_penalty")  # beside max_new_tokens and temperature
+
+
+def decoding(sampling: Mapping[str, Any]) -> dict[str, Any]:
+    """The decoding settings of ``sampling:`` beyond length and temperature (those the config sets)."""
+    return {k: sampling[k] for k in DECODING_KEYS if k in sampling}
+
+
+def device(gpus: int) -> str:
+    """``cuda`` when the rule asks for GPUs, else ``cpu``."""
+    return "cuda" if int(gpus) > 0 else "cpu"
+
+
+def models_slice(models: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``models`` keys that change what a stage computes (not the model paths: stages name those)."""
+    return {k: models[k] for k in ("dtype", "trust_remote_code", "chat_template")}
+
+
+def task_for(name: str, model: str, models: Mapping[str, Any]) -> Any:
+    """The task ``name`` as ``model`` sees it: wrapped in its chat template when ``models.chat_template`` is on
+    (prompts then match between sampling, training and evaluation)."""
+    from paced.tasks import get_task
+
+    return get_task(name, **chat_kwargs(model, models))
+
+
+def chat_kwargs(model: str, models: Mapping[str, Any]) -> dict[str, Any]:
+    """``get_task`` keyword arguments for ``model`` (its chat tokenizer, when the suite uses chat templates)."""
+    return {"chat_tokenizer": model} if models["chat_template"] else {}
+
+
+def sampler_kwargs(sampling: Mapping[str, Any], models: Mapping[str, Any], dev: str) -> dict[str, Any]:
+    """Keyword arguments of the sampler backend a stage builds (vLLM schedules its own batches and devices)."""
+    kwargs: dict[str, Any] = {"trust_remote_code": models["trust_remote_code"]}
+    if sampling["backend"] == "hf":
+        kwargs["batch_size"] = sampling["batch_size"]
+        kwargs["device"] = dev
+    return kwargs

@@ -1,0 +1,84 @@
+"""Stage ``distill``: one distillation run (method × seed) — its :class:`DistillConfig`, and how it is launched.
+
+The rule's params are :func:`params`: the resolved run config and method spec, which are also the run's
+identity (a checkpoint resumes only under the same identity, :mod:`paced.trainer.identity`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from paced.io import atomic_write_text
+from paced.pipeline.common import decoding, device
+
+log = logging.getLogger(__name__)
+
+NOT_PARAMS = ("out_dir", "progress")  # where a run writes and whether it shows a bar: not what it learns
+
+
+def distill_config(suite: Any, method: str, seed: int, *, passrates: str | None, references: str,
+                   teacher_cache: str | None = None) -> Any:
+    """The :class:`~paced.trainer.DistillConfig` of run (``method``, ``seed``) under the resolved suite."""
+    from paced.trainer import DistillConfig
+
+    train, samp, models = suite.train, suite.sampling, suite.models
+    spec = suite.method_specs[method]
+    if spec["weight_source"] == "pass_rate" and spec["k"] != suite.passrate.k:
+        passrates = None  # the base file holds passrate.k rollouts; this method estimates its own K before step 1
+    return DistillConfig(
+        student=suite.student, teacher=suite.teacher, task=suite.train_task, data=suite.train_path,
+        out_dir=suite.layout.run_dir(method, seed), references=references,
+        passrates=passrates, steps=train.steps, batch_size=train.batch_size, lr=train.lr,
+        warmup_steps=train.warmup_steps, save_steps=tuple(s for s in train.save_steps if s < train.steps),
+        seed=seed, sampler="hf", sampler_batch_size=samp.batch_size, max_new_tokens=samp.max_new_tokens,
+        temperature=samp.temperature, decoding=decoding(samp.values), chunk_size=train.chunk_size,
+        device=device(suite.resources.gpus_train),
+        dtype=models.dtype, teacher_cache_path=teacher_cache, teacher_cache_top_k=train.teacher_cache_top_k,
+        chat_tokenizer=suite.student if models.chat_template else None,
+        trust_remote_code=models.trust_remote_code)
+
+
+def params(suite: Any, method: str, seed: int) -> dict[str, Any]:
+    """The run's identity as the rule's params: the resolved config (paths of its inputs included), the
+    resolved method spec and the launcher."""
+    lay = suite.layout
+    cfg = distill_config(suite, method, seed, passrates=lay.passrates(), references=lay.references,
+                         teacher_cache=lay.teacher_cache).to_dict()
+    return {"config": {k: v for k, v in cfg.items() if k not in NOT_PARAMS}, "method": suite.method_specs[method],
+            "accelerate_config": suite.train.accelerate_config}
+
+
+def run(p: Mapping[str, Any], run_json: str, *, on_error: str, context: Mapping[str, Any]) -> None:
+    """Train into ``run_json``'s directory; a failure that belongs to the cell is recorded in ``run_json``."""
+    from paced.pipeline.cells import run_cell
+    from paced.trainer import DistillConfig
+
+    config = DistillConfig.from_dict({**p["config"], "out_dir": str(Path(run_json).parent)})
+    run_cell(lambda: run_distill(config, p["method"], accelerate_config=p["accelerate_config"]), [run_json],
+             on_error=on_error, context=context)
+
+
+def run_distill(config: Any, method: Mapping[str, Any], *, accelerate_config: str | None = None,
+                resume: bool = True) -> None:
+    """Train in this process, or under ``accelerate launch`` when ``accelerate_config`` is given.
+
+    ``resume=True`` continues a killed run from its latest complete checkpoint of the same run identity.
+    """
+    from paced.trainer import distill
+
+    if accelerate_config is None:
+        distill(config, dict(method), resume=resume)
+        return
+    spec = Path(config.out_dir) / "launch.json"
+    atomic_write_text(spec, json.dumps({"config": config.to_dict(), "method": dict(method)}, indent=2))
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accelerate_config,
+           "-m", "paced.trainer", str(spec)] + (["--resume"] if resume else [])
+    log.info("launching: %s", shlex.join(cmd))
+    subprocess.run(cmd, check=True)

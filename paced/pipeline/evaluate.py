@@ -1,0 +1,80 @@
+"""Stage ``evaluate``: one model — the base student, or every budget of one run — on every evaluation task,
+through lm-eval (one lm-eval call per distinct k; the model loads once per call)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from paced.pipeline.common import chat_kwargs, device, models_slice
+from paced.pipeline.layout import Layout
+
+EVAL_KEYS = ("max_new_tokens", "temperature", "batch_size")
+
+
+def params(suite: Any, method: str, seed: int | str, steps: list[int]) -> dict[str, Any]:
+    """What determines the evaluation of (``method``, ``seed``) at ``steps``: the models evaluated, the tasks
+    (name, task, data, k, limit), the generation settings, the backend and device."""
+    lay = suite.layout
+    models = {str(t): suite.student if method == "base" else lay.checkpoint(method, seed, t) for t in steps}
+    return {"results": lay.results, "method": method, "seed": int(seed), "models": models,
+            "tasks": [asdict(t) for t in suite.eval_tasks],
+            "eval": {k: getattr(suite.eval, k) for k in EVAL_KEYS}, "model_config": models_slice(suite.models),
+            "backend": suite.sampling.backend, "device": device(suite.resources.gpus_eval)}
+
+
+def _evaluate_step(p: Mapping[str, Any], step: int, lay: Layout) -> None:
+    from paced.evaluation import evaluate_tasks, write_eval_result
+
+    method, seed, model, ev = p["method"], p["seed"], p["models"][str(step)], p["eval"]
+    mc = p["model_config"]
+    if method != "base":
+        _check_run(lay, method, seed, model)
+    groups: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for task in p["tasks"]:
+        groups[task["k"]].append(task)
+    for k, tasks in groups.items():
+        limits = [t["limit"] for t in tasks if t["limit"]]
+        results = evaluate_tasks(
+            model, {t["task"]: t["path"] for t in tasks}, k=k, seed=seed, method=method, step=step,
+            task_kwargs={t["task"]: chat_kwargs(model, mc) for t in tasks},
+            model_name=f"{method}/seed{seed}/step{step}", max_new_tokens=ev["max_new_tokens"],
+            temperature=ev["temperature"], batch_size=ev["batch_size"], dtype=mc["dtype"],
+            backend=p["backend"], limit=min(limits) if limits else None,
+            model_args={"trust_remote_code": mc["trust_remote_code"]}, device=p["device"],
+            samples_paths={t["task"]: lay.eval_samples(method, seed, step, t["name"]) for t in tasks})
+        for t in tasks:
+            write_eval_result(lay.eval_json(method, seed, step, t["name"]), results[t["task"]])
+
+
+class RunFailedError(Exception):
+    """The run being evaluated failed (its run.json is an error record): a cell failure, recorded as such."""
+
+
+def _check_run(lay: Layout, method: str, seed: int, model: str) -> None:
+    """A checkpoint of a failed run is a recorded cell failure; a missing one of a finished run is not."""
+    from paced.io import read_json
+
+    record = read_json(lay.run_json(method, seed))
+    if "error" in record:
+        raise RunFailedError(f"run {method}/seed{seed} failed, nothing to evaluate: {record['error']}")
+    if not Path(model).is_dir():
+        raise FileNotFoundError(f"{model}: the checkpoint of a finished run is missing; rerun its distill job "
+                                f"(snakemake --forcerun distill) or restore the directory")
+
+
+def run(p: Mapping[str, Any], *, on_error: str) -> None:
+    """Evaluate every step of ``p``; a failure that belongs to one checkpoint is recorded for it, the others
+    still run (:func:`paced.pipeline.cells.run_cell`)."""
+    from paced.pipeline.cells import run_cell
+
+    lay = Layout.for_results(p["results"])
+    method, seed = p["method"], p["seed"]
+    for step in sorted(map(int, p["models"])):
+        outputs = [lay.eval_json(method, seed, step, t["name"]) for t in p["tasks"]]
+        run_cell(lambda step=step: _evaluate_step(p, step, lay), outputs, on_error=on_error,
+                 context={"method": method, "seed": seed, "step": step, "model": p["models"][str(step)]},
+                 per_output={o: {"task": t["task"]} for o, t in zip(outputs, p["tasks"], strict=True)})

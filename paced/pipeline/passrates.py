@@ -1,0 +1,40 @@
+"""Stage ``passrates``: K verified rollouts per training problem -> p̂ per problem, for the base student or for
+the final checkpoint of one run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from paced.pipeline.common import decoding, device, models_slice, sampler_kwargs, task_for
+
+
+def params(suite: Any, model: str) -> dict[str, Any]:
+    """What determines the pass rates of ``model``: the model, the pool, K and smoothing, the sampling
+    settings and seed (the world seed), the device."""
+    return {"model": model, "task": suite.train_task, "data": suite.train_path, "models": models_slice(suite.models),
+            "sampling": dict(suite.sampling.values), "k": int(suite.passrate.k),
+            "smoothing": suite.passrate.smoothing, "seed": int(suite.world.seed),
+            "device": device(suite.resources.gpus_sample)}
+
+
+def run(p: dict[str, Any], rates: str, summary: str) -> None:
+    """Write ``rates`` (passrates.jsonl) and ``summary`` (histogram, provenance)."""
+    from paced.passrate.estimate import estimate_pass_rates
+
+    samp = p["sampling"]
+    estimate_pass_rates(p["model"], task_for(p["task"], p["model"], p["models"]), p["data"], rates,
+                        summary_path=summary, k=p["k"], smoothing=p["smoothing"],
+                        max_new_tokens=samp["max_new_tokens"], temperature=samp["temperature"], seed=p["seed"],
+                        sampler=samp["backend"], sampler_kwargs=sampler_kwargs(samp, p["models"], p["device"]),
+                        decoding=decoding(samp))
+
+
+def run_after(p: dict[str, Any], rates: str, summary: str, *, on_error: str, context: dict[str, Any]) -> None:
+    """Pass rates of a distilled run; a failure that belongs to the cell is recorded (the figures skip it)."""
+    from paced.io import atomic_write_text
+    from paced.pipeline.cells import run_cell
+
+    run_cell(lambda: run(p, rates, summary), [summary], on_error=on_error, context=context)
+    if not Path(rates).exists():
+        atomic_write_text(rates, "")

@@ -1,0 +1,29 @@
+"""Stage ``references``: the responses teacher-forced stages train on (teacher samples, or gold solutions)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from paced.pipeline.common import decoding, device, models_slice, sampler_kwargs, task_for
+
+
+def params(suite: Any) -> dict[str, Any]:
+    """What determines the references: the teacher, the pool, the references section, sampling and seed."""
+    return {"teacher": suite.teacher, "task": suite.train_task, "data": suite.train_path,
+            "models": models_slice(suite.models), "references": dict(suite.references.values),
+            "sampling": dict(suite.sampling.values), "seed": int(suite.world.seed),
+            "device": device(suite.resources.gpus_sample)}
+
+
+def run(p: dict[str, Any], refs: str, summary: str) -> None:
+    from paced.references import generate_references, gold_references
+
+    task = task_for(p["task"], p["teacher"], p["models"])
+    r, samp = p["references"], p["sampling"]
+    if r["source"] == "gold":
+        gold_references(task, p["data"], refs, summary_path=summary)
+        return
+    generate_references(p["teacher"], task, p["data"], refs, summary_path=summary, attempts=r["attempts"],
+                        only_correct=r["verified_only"], max_new_tokens=samp["max_new_tokens"],
+                        temperature=samp["temperature"], seed=p["seed"], sampler=samp["backend"],
+                        sampler_kwargs=sampler_kwargs(samp, p["models"], p["device"]), decoding=decoding(samp))

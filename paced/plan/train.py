@@ -1,0 +1,149 @@
+"""The ``distill`` rule's estimate: FSDP2-sharded student state, the teacher, one micro-batch, the fused
+divergence, and the in-training sampler (pass-rate refresh, on-policy stages)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from paced.plan.memory import (
+    FP32,
+    activation_bytes,
+    activation_bytes_per_token_layer,
+    checkpointed_bytes_per_token_layer,
+    forward_flops,
+    fused_working_bytes,
+    gathered_bytes,
+    kv_cache_bytes_per_token,
+    param_count,
+    training_state_bytes,
+)
+from paced.plan.rules import FUSED_MIN_VOCAB, RULES, Estimate, Job
+
+DISTILL_DEFAULTS = {"micro_batch_size": None, "micro_batch_tokens": None, "max_seq_len": None,
+                    "gradient_checkpointing": False, "fused_chunk_size": 256, "sampler_batch_size": None,
+                    "teacher_sharding": "replicate"}
+
+
+def train_key(job: Job, key: str) -> Any:
+    """A ``train.*`` key, or the trainer's default when the config (schema) does not set it."""
+    return job.train.get(key, DISTILL_DEFAULTS[key])
+
+
+def micro_batch_tokens(job: Job) -> tuple[int, int]:
+    """(padded tokens of one micro-batch on one GPU, the sequence cap): the smallest of the token budget,
+    micro-batch size × cap, and the GPU's whole share of the batch × cap."""
+    cap = job.seq_tokens(job.config["sampling"]["max_new_tokens"])
+    if train_key(job, "max_seq_len"):
+        cap = min(cap, int(train_key(job, "max_seq_len")))
+    share = math.ceil(job.train["batch_size"] / job.train_gpus)
+    size = min(share, int(train_key(job, "micro_batch_size") or share))
+    tokens = size * cap
+    if train_key(job, "micro_batch_tokens"):
+        tokens = min(tokens, max(cap, int(train_key(job, "micro_batch_tokens"))))
+    return tokens, cap
+
+
+def method_needs(spec: Any, top_k: int | None) -> tuple[bool, bool]:
+    """(the live teacher is loaded, the student samples during training) for one method spec.
+
+    The shared cache serves teacher-forced stages on the fixed references with a separate teacher (a top-k
+    cache: forward KL only); every other stage scores with the live teacher.
+    """
+    served = spec.teacher == "separate" and all(
+        s.source == "references" and (top_k is None or s.divergence == "forward_kl") for s in spec.stages)
+    return not served, bool(spec.needs_sampler)
+
+
+def _methods(config: Mapping[str, Any]) -> dict[str, Any]:
+    from paced.methods import get_method, load_method
+
+    overrides = config.get("method_overrides") or {}
+    return {m: load_method(dict(overrides[m])) if m in overrides else get_method(m) for m in config["methods"]}
+
+
+def per_token_bytes(job: Job) -> float:
+    """Bytes one more token of a micro-batch costs: saved activations + the fused path's [N, H] buffers."""
+    s, b = job.student, job.dtype_bytes
+    ckpt = bool(train_key(job, "gradient_checkpointing"))
+    act = s.num_hidden_layers * (checkpointed_bytes_per_token_layer(s, b) if ckpt
+                                 else activation_bytes_per_token_layer(s, b))
+    return act + (ckpt * activation_bytes_per_token_layer(s, b)) + FP32 * s.hidden_size + b * s.hidden_size
+
+
+def _sampled_sequences(job: Job, spec: Any) -> float:
+    """Sequences the in-training sampler generates in one run: on-policy stages sample each step's batch;
+    pass-rate refreshes after the first draw K rollouts of the whole pool per stage (``per_stage``) or every
+    ``refresh_every`` steps (``every_n``, ``online``)."""
+    steps, batch = job.train["steps"], job.train["batch_size"]
+    on_policy = sum(n for st, n in zip(spec.stages, spec.stage_steps(steps), strict=True) if st.on_policy)
+    refreshes = {"per_stage": len(spec.stages) - 1, "every_n": steps // max(1, spec.refresh_every or steps),
+                 "online": 0}.get(spec.refresh, 0) if spec.uses_pass_rates else 0
+    return on_policy * batch + refreshes * job.pool * spec.k
+
+
+@RULES.register("distill")
+def distill(job: Job) -> list[Estimate]:
+    """Per GPU of a training job, for the costliest method of the config: a training micro-batch and, when a
+    method samples during training, the sampler's batch (the two alternate; each must fit beside the state)."""
+    s, t, b, n = job.student, job.teacher, job.dtype_bytes, job.train_gpus
+    top_k = job.train["teacher_cache_top_k"]
+    specs = _methods(job.config)
+    needs = [method_needs(spec, top_k) for spec in specs.values()]
+    live_teacher, sampler = any(x[0] for x in needs), any(x[1] for x in needs)
+    tokens, cap = micro_batch_tokens(job)
+    ckpt = bool(train_key(job, "gradient_checkpointing"))
+    shard_teacher = train_key(job, "teacher_sharding") == "shard" and n > 1
+    chunk = int(train_key(job, "fused_chunk_size"))
+    state = {
+        "student_state": training_state_bytes(param_count(s), shards=n)
+        + (b * param_count(s) if n == 1 and b != FP32 else 0),
+        "gathered_params": gathered_bytes(s, b, n),
+        "teacher": 0.0 if not live_teacher else (b * param_count(t) / n + gathered_bytes(t, b, n) if shard_teacher
+                                                 else b * param_count(t)),
+    }
+    step = {**state, "activations": activation_bytes(s, tokens, b, ckpt),
+            "logits_chunk": fused_working_bytes(s, chunk, tokens, b) if s.vocab_size >= FUSED_MIN_VOCAB
+            else 4 * tokens * s.vocab_size * FP32}
+    runs = len(job.config["methods"]) * len(job.config["seeds"])
+    saves = len(set(job.train["save_steps"]) | {job.train["steps"]})
+    ckpt_bytes = b * param_count(s) + training_state_bytes(param_count(s), grad_bytes=0)
+    mean = int(job.mean_tokens(job.config["sampling"]["max_new_tokens"]))
+    seqs = job.train["steps"] * job.train["batch_size"]
+    flops = seqs * ((4 if ckpt else 3) * forward_flops(s, mean, mean) + live_teacher * forward_flops(t, mean, mean))
+    out = [Estimate("distill", n, step, {"checkpoints (all runs)": runs * saves * ckpt_bytes},
+                    flops / (n * job.settings.train_tflops * 1e12) / 3600,
+                    fix=fix_message(job, state, tokens, cap),
+                    notes=(f"micro-batch {tokens} tokens (cap {cap}), checkpointing {'on' if ckpt else 'off'}, "
+                           f"teacher {'live' if live_teacher else 'not loaded (the cache serves every stage)'}; "
+                           "hours per run, training only"))]
+    if sampler:
+        batch = int(train_key(job, "sampler_batch_size") or job.config["sampling"]["batch_size"])
+        kv = {**state, "kv_cache": batch * cap * kv_cache_bytes_per_token(s, b)}
+        sampled = max(_sampled_sequences(job, spec) for spec in specs.values())
+        hours = sampled * forward_flops(s, mean, mean) / (n * job.settings.sample_tflops * 1e12) / 3600
+        per_seq = cap * kv_cache_bytes_per_token(s, b)
+        fit = max(0, int((job.settings.usable_bytes - sum(state.values())) // per_seq))
+        out.append(Estimate("distill (sampler)", n, kv, hours=hours,
+                            fix=f"set train.sampler_batch_size <= {fit} (now {batch}), or train.max_seq_len, or "
+                                "more GPUs (--gpus / resources.gpus_train)",
+                            notes=f"HF generate, {batch} sequences at once; {sampled:.0f} sequences a run "
+                                  "(an underestimate: HF generate is slower than the assumed throughput)"))
+    return out
+
+
+def fix_message(job: Job, state: Mapping[str, float], tokens: int, cap: int) -> str:
+    """What to change when a training micro-batch does not fit, with the token budget that would."""
+    budget = job.settings.usable_bytes
+    chunk_fixed = fused_working_bytes(job.student, int(train_key(job, "fused_chunk_size")), 0, job.dtype_bytes)
+    fit = int((budget - sum(state.values()) - chunk_fixed) // per_token_bytes(job))
+    parts = [f"set train.micro_batch_tokens <= {max(0, fit)} (now {tokens})" if fit >= cap else
+             f"set train.max_seq_len <= {max(0, fit)} (one sequence of {cap} tokens does not fit)"]
+    if not train_key(job, "gradient_checkpointing"):
+        parts.append("train.gradient_checkpointing: true")
+    if state["teacher"] and train_key(job, "teacher_sharding") != "shard":
+        parts.append("train.teacher_sharding: shard")
+    parts.append("train.teacher_cache_top_k (a cache serves forward-KL stages without the teacher)")
+    parts.append("more GPUs (--gpus / resources.gpus_train)")
+    return ", or ".join(parts)
