@@ -6,8 +6,10 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 venv="${1:-$work/venv}"
-# Build from a copy of the working tree's files so that the build leaves nothing (build/, *.egg-info) in the checkout.
-(cd "$repo" && git ls-files -co --exclude-standard -z | tar --null -T - -cf -) | tar -xf - -C "$work"
+# Build from a copy of the working tree's files so that the build leaves nothing (build/, *.egg-info) in the checkout;
+# local virtual environments are not part of it, and files deleted in the working tree are skipped.
+(cd "$repo" && git ls-files -co --exclude-standard -z | grep -zv '^\.venv' \
+  | tar --null --ignore-failed-read -T - -cf - 2>/dev/null) | tar -xf - -C "$work"
 mkdir -p "$work/src" && (cd "$work" && find . -mindepth 1 -maxdepth 1 ! -name src ! -name venv -exec mv {} src/ \;)
 python3 -m venv "$venv"
 "$venv/bin/pip" install -q -c "$repo/constraints.txt" "$work/src"

@@ -8,7 +8,11 @@
    (median time of ``--reps`` runs after a warm-up, and peak CUDA memory above the inputs).
 3. One FKL distillation step (teacher forward, student forward+backward, AdamW) of a random-init model with
    Qwen3-0.6B's dimensions (no download), bf16, fused path vs logits path, with time and peak memory.
+4. One FSDP2-sharded step at the paper's shapes (Qwen3-1.7B-dims student, Qwen3-8B-dims teacher, V = 151,936,
+   random-init) at the configured micro-batch, peak memory and step time beside ``paced plan``'s estimate
+   (``gpu_sharded.py``; ``--configfile``, default config/paper.yaml).
 Prints one table per part and a final JSON line. Exits 0 with a message when CUDA is unavailable.
+``--cpu-dry-run`` runs every part at tiny sizes on CPU (what CI runs: tests/test_gpu_check.py).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from gpu_sharded import bench_sharded_step
 
 from paced.divergences import get_divergence
 from paced.fused import causal_lm_hidden, fused_divergence
@@ -179,6 +184,9 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--chunk-size", type=int, default=1024)
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--configfile", nargs="+", default=["config/paper.yaml"],
+                    help="config file(s) whose train.* micro-batch settings part 4 uses")
+    ap.add_argument("--parts", default="1234", help="which parts to run, e.g. 4 (default %(default)s)")
     args = ap.parse_args()
     if args.cpu_dry_run:
         DEV, vocab, tokens, hidden, args.quick = "cpu", 4096, 64, 64, True
@@ -189,10 +197,17 @@ def main() -> None:
         vocab, tokens, hidden = 151_936, 512 if args.quick else 2048, 1024
     name = torch.cuda.get_device_name() if DEV == "cuda" else "cpu (dry run)"
     print(f"# {name}, torch {torch.__version__}, CUDA {torch.version.cuda}")
-    summary = {"device": name, "torch": torch.__version__, "correctness": check_correctness(),
-               "divergence": bench_divergence(vocab, tokens, hidden, args.chunk_size, args.reps),
-               "step": bench_step(args.batch, 128, tokens // 2, args.chunk_size, args.reps, args.quick,
-                                  tiny=args.cpu_dry_run)}
+    parts: dict[str, Callable[[], object]] = {
+        "1": lambda: ("correctness", check_correctness()),
+        "2": lambda: ("divergence", bench_divergence(vocab, tokens, hidden, args.chunk_size, args.reps)),
+        "3": lambda: ("step", bench_step(args.batch, 128, tokens // 2, args.chunk_size, args.reps, args.quick,
+                                         tiny=args.cpu_dry_run)),
+        "4": lambda: ("sharded_step", bench_sharded_step(args.configfile, args.reps, tiny=args.cpu_dry_run)),
+    }
+    summary = {"device": name, "torch": torch.__version__}
+    for part in args.parts:
+        key, value = parts[part]()
+        summary[key] = value
     print(json.dumps(summary))
 
 

@@ -17,7 +17,7 @@ _LAZY = {
     **dict.fromkeys(["KERNELS", "beta_kernel", "get_kernel", "kernel_mode", "normalize_weights"], "paced.kernels"),
     **dict.fromkeys(["avg_at_k", "estimate_pass_rate", "pass_at_k"], "paced.passrate"),
     **dict.fromkeys(["binned_gradient_snr", "cosine_alignment", "gradient_snr"], "paced.snr"),
-    "weighted_loss": "paced.weighting",
+    **dict.fromkeys(["weighted_divergence", "weighted_loss"], "paced.weighting"),
 }
 
 
@@ -48,5 +48,6 @@ __all__ = [
     "normalize_weights",
     "pass_at_k",
     "reverse_kl",
+    "weighted_divergence",
     "weighted_loss",
 ]

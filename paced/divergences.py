@@ -19,12 +19,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from paced._checks import check_finite_scalar, check_positive_int, check_unknown_params
+from paced._lazy import LazyModule
 from paced.registry import Registry
+
+if TYPE_CHECKING:
+    import torch
+else:  # imported by the first loss computed: the method specs that report jobs read name divergences only
+    torch = LazyModule("torch", globals())
 
 DEFAULT_CHUNK_SIZE = 1024  # tokens; at V = 151,936 one fp32 chunk is ~0.6 GB
 

@@ -9,12 +9,14 @@ hashed to a bucket h(j) with a random sign s(j)) maps g ∈ R^D to Sg ∈ R^m wi
 so norms, means and covariance traces — all the SNR needs — are preserved in expectation, with
 relative error O(1/√m) on inner products. ``sketch_dim >= D`` gives the exact gradients (identity).
 
-h and s are never stored: they are a hash of (seed, j), computed on the gradient's device for one chunk of
-indices at a time (``chunk_size``, int32 buckets), so the sketch costs O(chunk + m) memory whatever D is
-(storing them as int64 costs 16 bytes a parameter: ~28 GB for 1.7B parameters). The hash (murmur3's 32-bit
-finaliser over the index's two 32-bit halves) is integer arithmetic, so the sketch is the same on every device
-and for every chunking, and each parameter tensor is sketched in place at its offset (no flat copy of the
-gradient is formed).
+h and s are never materialised for all parameters: they are a hash of (seed, j), computed on the gradient's
+device for one chunk of indices at a time (``chunk_size``, int32 buckets), so the sketch costs
+O(chunk + m + cache_bytes) memory whatever D is. (Stored as an int64 bucket and an fp32 sign, with the int64
+draw of the signs alive while they are made, they cost 20 bytes a parameter: ~34 GB for Qwen3-1.7B.) Hashes
+are kept between calls up to ``cache_bytes`` (8 bytes an index), so a small model is hashed once. The hash
+(murmur3's 32-bit finaliser over the index's two 32-bit halves) is integer arithmetic, so the sketch is the
+same on every device and for every chunking, and each parameter tensor is sketched in place at its offset (no
+flat copy of the gradient is formed).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from tqdm.auto import tqdm
 
 MASK32 = 0xFFFFFFFF
 DEFAULT_CHUNK = 1 << 22  # indices hashed at once: ~4M × (3 int64 temporaries + int32 + fp32) ≈ 0.1 GB
+DEFAULT_CACHE_BYTES = 1 << 28  # hashes kept between calls: all of a model up to ~33M parameters
 
 
 def _fmix32(x: torch.Tensor) -> torch.Tensor:
@@ -53,7 +56,8 @@ def hash_indices(start: int, n: int, seed: int, dim: int, device: torch.device |
 class CountSketch:
     """A fixed, seeded count sketch R^D -> R^m, deterministic in ``seed``; stores nothing of size D."""
 
-    def __init__(self, num_params: int, dim: int, seed: int = 0, chunk_size: int = DEFAULT_CHUNK) -> None:
+    def __init__(self, num_params: int, dim: int, seed: int = 0, chunk_size: int = DEFAULT_CHUNK,
+                 cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         if num_params < 1:
             raise ValueError(f"num_params must be >= 1, got {num_params}")
         if dim < 1:
@@ -65,6 +69,22 @@ class CountSketch:
         self.num_params, self.seed, self.chunk_size = num_params, seed, chunk_size
         self.exact = dim >= num_params
         self.dim = num_params if self.exact else dim
+        self.cache_bytes = cache_bytes
+        self._cache: dict[tuple[int, int, str], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._cached = 0
+
+    def _hashes(self, start: int, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Buckets and signs of indices start .. start + n − 1, kept (within ``cache_bytes``) for the next call:
+        a small model is hashed once, a large one chunk by chunk every time (hashing costs ~25 integer ops an
+        index; a kept index costs 8 bytes)."""
+        key = (start, n, str(device))
+        if key in self._cache:
+            return self._cache[key]
+        buckets, signs = hash_indices(start, n, self.seed, self.dim, device)
+        if self._cached + 8 * n <= self.cache_bytes:
+            self._cache[key] = (buckets, signs)
+            self._cached += 8 * n
+        return buckets, signs
 
     def add_(self, out: torch.Tensor, values: torch.Tensor, offset: int) -> torch.Tensor:
         """``out`` (m,) += the sketch of ``values`` placed at flat indices offset .. offset + numel − 1."""
@@ -76,7 +96,7 @@ class CountSketch:
             return out
         for lo in range(0, flat.numel(), self.chunk_size):
             part = flat[lo:lo + self.chunk_size]
-            buckets, signs = hash_indices(offset + lo, part.numel(), self.seed, self.dim, part.device)
+            buckets, signs = self._hashes(offset + lo, part.numel(), part.device)
             out.index_add_(0, buckets, part.float().mul_(signs) if part.dtype != torch.float32 else part * signs)
         return out
 

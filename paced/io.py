@@ -94,9 +94,13 @@ def git_hash(cwd: str | os.PathLike[str] | None = None) -> str:
 
 
 def provenance(config: Mapping[str, Any] | None = None, seed: int | None = None) -> dict[str, Any]:
-    """The provenance block stored in every result file: config, seed, versions, git hash, host."""
+    """The provenance block stored in every result file: config (and its fingerprint, a digest of its canonical
+    form), seed, versions, git hash, host."""
+    from paced.fingerprint import canonical_digest
+
     return {
         "config": dict(config) if config is not None else None,
+        "fingerprint": canonical_digest(dict(config)) if config is not None else None,
         "seed": seed,
         "versions": package_versions(),
         "git": git_hash(),

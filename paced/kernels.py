@@ -17,14 +17,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from paced._checks import check_finite_scalar, check_unit_interval, check_unknown_params, is_tensor
+from paced._lazy import LazyModule
 from paced.normalisation import NORMALISATIONS
 from paced.registry import Registry
 
 if TYPE_CHECKING:
     import torch
+else:  # imported when a tensor arrives: the method specs that report jobs read name kernels only
+    torch = LazyModule("torch", globals())
 
-# torch is imported where a tensor arrives (it is loaded by then): method specs, which report jobs read,
-# import this module, and a report job must not pay for torch
 ArrayT = TypeVar("ArrayT", np.ndarray, "torch.Tensor", float)
 
 
@@ -54,8 +55,8 @@ def beta_kernel(p: ArrayT, alpha: float = 1.0, beta: float = 1.0) -> ArrayT:
     check_unit_interval("p", p)
     arr, scalar = _as_array(p)
     if is_tensor(arr):
-        arr = arr if arr.is_floating_point() else arr.to(_default_dtype())
-        return arr.pow(alpha) * (1.0 - arr).pow(beta)  # torch.pow(0, 0) == 1
+        arr = arr if arr.is_floating_point() else arr.to(torch.get_default_dtype())
+        return torch.pow(arr, alpha) * torch.pow(1.0 - arr, beta)  # torch.pow(0, 0) == 1
     return _out(np.power(arr, alpha) * np.power(1.0 - arr, beta), scalar)  # np.power(0., 0.) == 1
 
 
@@ -70,19 +71,13 @@ def kernel_mode(alpha: float, beta: float) -> float:
 
 def _uniform(p: Any) -> Any:
     """w(p) = 1 (plain, unweighted distillation)."""
-    return p.new_ones(p.shape, dtype=_default_dtype()) if is_tensor(p) else np.ones_like(p)
+    return torch.ones_like(p, dtype=torch.get_default_dtype()) if is_tensor(p) else np.ones_like(p)
 
 
 def _hard_filter(p: Any) -> Any:
     """w(p) = 1 if 0 < p < 1 else 0 (keep only problems the student sometimes solves)."""
     keep = (p > 0) & (p < 1)
-    return keep.to(_default_dtype()) if is_tensor(p) else keep.astype(np.float64)
-
-
-def _default_dtype() -> Any:
-    import torch
-
-    return torch.get_default_dtype()
+    return keep.to(torch.get_default_dtype()) if is_tensor(p) else keep.astype(np.float64)
 
 
 def _inverse(p: Any) -> Any:
@@ -138,7 +133,7 @@ class Kernel:
         arr, scalar = _as_array(p)
         w = KERNELS.get(self.name).fn(arr, **dict(self.params))
         if self.floor > 0:
-            w = w.clamp(min=self.floor) if is_tensor(w) else np.maximum(w, self.floor)
+            w = torch.clamp(w, min=self.floor) if is_tensor(w) else np.maximum(w, self.floor)
         return _out(w, scalar)
 
 
@@ -166,10 +161,10 @@ def normalize_weights(w: ArrayT, normalisation: str = "sum") -> ArrayT:
     arr, scalar = _as_array(w)
     if is_tensor(arr):
         if not arr.is_floating_point():
-            arr = arr.to(_default_dtype())
-        if bool((arr < 0).any()) or bool(arr.isnan().any()):
+            arr = arr.to(torch.get_default_dtype())
+        if bool((arr < 0).any()) or bool(torch.isnan(arr).any()):
             raise ValueError(f"weights must be >= 0; got {arr[~(arr >= 0)].reshape(-1)[0].item()!r}")
-        return arr.new_zeros(arr.shape) if not bool((arr != 0).any()) else fn(arr)
+        return torch.zeros_like(arr) if not bool((arr != 0).any()) else fn(arr)
     if (~(arr >= 0)).any():
         raise ValueError(f"weights must be >= 0; got {arr[~(arr >= 0)].reshape(-1)[0].item()!r}")
     return _out(np.zeros_like(arr) if not (arr != 0).any() else fn(arr), scalar)

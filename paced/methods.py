@@ -25,19 +25,17 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
+from paced.divergences import Divergence, get_divergence
 from paced.kernels import KERNELS, Kernel, get_kernel
 from paced.normalisation import NORMALISATIONS
 from paced.passrate import SMOOTHINGS
 from paced.passrate.refresh import REFRESH_POLICIES
 from paced.problem_weights import WEIGHT_SOURCES
 from paced.registry import Registry
-
-if TYPE_CHECKING:
-    from paced.divergences import Divergence
 
 TEACHERS = ("separate", "self")
 SOURCES = ("references", "on_policy")
@@ -94,9 +92,6 @@ class StageSpec:
         return self.source == "on_policy"
 
     def build(self) -> Divergence:
-        # imported here: divergences need torch, and the report jobs that read method specs do not
-        from paced.divergences import get_divergence
-
         return get_divergence(self.divergence, **dict(self.params))
 
     @classmethod

@@ -22,6 +22,16 @@ STEP_DOCS = 6  # problems in the (a) step: 3 per process
 WEIGHTS = np.array([0.25, 0.0, 0.5, 0.125, 1.0, 0.75])  # one zero: dropped, never forwarded
 DIVERGENCES = ("forward_kl", "reverse_kl", "adaptive_kl")
 KILL_AFTER = 2
+# (c): an FKL stage (steps 1-2), then on-policy RKL (steps 3-4) sampled with HF generate from the sharded student
+RUN_METHOD = {"preset": "paced-fkl-then-rkl", "refresh": "online"}
+
+
+def write_passrates(world: dict[str, str], path: Path) -> str:
+    """Base pass rates for the run's PACED weights: 1..6 of 8 correct, cycling over the problems."""
+    ids = [json.loads(line)["id"] for line in Path(world["data"]).read_text().splitlines()]
+    path.write_text("".join(json.dumps({"id": i, "num_correct": 1 + n % 6, "k": 8}) + "\n"
+                            for n, i in enumerate(ids)))
+    return str(path)
 
 
 def config(world: dict[str, str], out: Path, **kw):
@@ -40,6 +50,11 @@ def step_method(divergence: str):
     return dataclasses.replace(get_method("uniform-fkl"), stages=(stage,))
 
 
+def run_config(world: dict[str, str], out: Path):
+    return config(world, out, sharding="fsdp", save_steps=(KILL_AFTER,), micro_batch_size=1,
+                  passrates=world["passrates"], sampler="hf")
+
+
 def one_step(cfg, method) -> dict:
     """Build the run's context, take one optimizer step on the first STEP_DOCS problems with WEIGHTS;
     returns the loss, the gradients the optimizer saw and the updated parameters, all whole."""
@@ -52,6 +67,7 @@ def one_step(cfg, method) -> dict:
     task = get_task(cfg.task)
     ctx, optimizer, _, pool = build_context(cfg, method, task, task.load(cfg.data), acc, None)
     model = ctx.model if is_sharded(ctx.model) else acc.unwrap_model(ctx.model)
+    init = {k: v.float().clone() for k, v in full_state_dict(model).items()}  # unsharded: views of params
     grads: dict[str, torch.Tensor] = {}
 
     def keep_grads(opt, args, kwargs):
@@ -64,8 +80,10 @@ def one_step(cfg, method) -> dict:
     loss = _train_step(ctx, acc, optimizer, pool[:STEP_DOCS], WEIGHTS, 0, 0)
     params = {k: v.float() for k, v in full_state_dict(model).items()}
     local = sum(local_tensor(p).numel() for p in model.parameters())
-    return {"loss": loss, "grads": grads, "params": params, "param_dtype": str(next(model.parameters()).dtype),
-            "sharded": is_sharded(model), "local_share": local / sum(p.numel() for p in model.parameters())}  # DTensor numel: global
+    total = sum(p.numel() for p in model.parameters())  # a DTensor's numel is the whole tensor's
+    return {"loss": loss, "grads": grads, "params": params, "init": init,
+            "param_dtype": str(next(model.parameters()).dtype), "sharded": is_sharded(model),
+            "local_share": local / total}
 
 
 def _teacher_state(cfg) -> dict[str, torch.Tensor]:
@@ -129,11 +147,9 @@ def run_main(world: dict[str, str], out: Path, rank: int) -> None:
     if rank == 0:
         torch.save(res, out / "p_bf16.pt")
     _patch_checkpoint(out, "full", rank, None)
-    distill(config(world, out / "full", sharding="fsdp", save_steps=(KILL_AFTER,), micro_batch_size=1),
-            "uniform-fkl")
+    distill(run_config(world, out / "full"), RUN_METHOD)
     _patch_checkpoint(out, "killed", rank, KILL_AFTER)
-    distill(config(world, out / "killed", sharding="fsdp", save_steps=(KILL_AFTER,), micro_batch_size=1),
-            "uniform-fkl")
+    distill(run_config(world, out / "killed"), RUN_METHOD)
 
 
 def run_resume(world: dict[str, str], out: Path, rank: int) -> None:
@@ -148,8 +164,7 @@ def run_resume(world: dict[str, str], out: Path, rank: int) -> None:
 
     loop.load_training_state = load
     _patch_checkpoint(out, "resumed", rank, None)
-    distill(config(world, out / "killed", sharding="fsdp", save_steps=(KILL_AFTER,), micro_batch_size=1),
-            "uniform-fkl", resume=True)
+    distill(run_config(world, out / "killed"), RUN_METHOD, resume=True)
     real_loss = loop.batch_loss
 
     def nan_on_rank1(ctx, docs, weights, stage, step, *rows):

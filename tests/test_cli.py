@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -131,6 +132,25 @@ def test_tasks_export_loads_in_stock_lm_eval(tmp_path: Path) -> None:
     docs = list(obj.test_docs())
     assert len(docs) == 8 and obj.config.repeats == 2
     assert obj.doc_to_text(docs[0]) == docs[0]["query"]
+
+
+@pytest.mark.slow
+def test_exported_tasks_run_with_stock_lm_eval(tmp_path: Path) -> None:
+    """``paced tasks export`` then the ``lm_eval`` console script, as a user would run it (about a minute)."""
+    world = build(tmp_path)
+    out = tmp_path / "tasks"
+    assert main(["tasks", "export", str(out), "--task", f"toy_arith={world['data']}", "-k", "2",
+                 "--max-new-tokens", "4"]) == 0
+    lm_eval = Path(sys.executable).parent / "lm_eval"
+    proc = subprocess.run([str(lm_eval), "--model", "hf", "--model_args", f"pretrained={world['student']}",
+                           "--include_path", str(out), "--tasks", "paced_toy_arith", "--device", "cpu",
+                           "--output_path", str(tmp_path / "lm_eval_out")],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "paced_toy_arith" in proc.stdout and "pass@k" in proc.stdout
+    (result,) = (tmp_path / "lm_eval_out").rglob("results_*.json")
+    assert 0.0 <= json.loads(result.read_text())["results"]["paced_toy_arith"]["avg@k,first_2"] <= 1.0
 
 
 def test_plan_runs_on_the_paper_config(capsys: pytest.CaptureFixture[str]) -> None:

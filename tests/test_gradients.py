@@ -113,9 +113,9 @@ def test_buckets_uniform_and_signs_balanced():
 def test_sketch_memory_is_bounded_by_the_chunk(monkeypatch):
     """Nothing of size D is stored, and no call hashes more than ``chunk_size`` indices: at most
     chunk × (int32 bucket + fp32 sign) bytes of indices alive, whatever D (here 10 billion)."""
-    sketch = CountSketch(10**10, 2**20, seed=0, chunk_size=1000)
+    sketch = CountSketch(10**10, 2**20, seed=0, chunk_size=1000, cache_bytes=16_000)
     stored = [v for v in vars(sketch).values() if isinstance(v, torch.Tensor)]
-    assert stored == []
+    assert stored == [] and sketch._cached == 0
     sizes: list[int] = []
     real = G.hash_indices
 
@@ -128,3 +128,8 @@ def test_sketch_memory_is_bounded_by_the_chunk(monkeypatch):
     sketch.add_(out, torch.randn(4500), offset=10**10 - 4500)
     assert sizes == [1000, 1000, 1000, 1000, 500]
     assert max(sizes) * (4 + 4) <= 8000
+    assert sketch._cached == 16_000  # two chunks kept (8 bytes an index), the rest hashed again next time
+    again = sketch.add_(torch.zeros(2**20), torch.randn(4500), offset=10**10 - 4500)
+    assert sizes[5:] == [1000, 1000, 500] and again.shape == (2**20,)
+    kept = sum(b.numel() * b.element_size() + s.numel() * s.element_size() for b, s in sketch._cache.values())
+    assert kept == sketch._cached <= sketch.cache_bytes

@@ -34,10 +34,14 @@ def _config(tmp_path: Path, world: dict[str, str], out: str) -> DistillConfig:
                          progress=False)
 
 
-def _launch(spec: Path, resume: bool) -> subprocess.Popen:
+def _launch(spec: Path, resume: bool, kill: tuple[int, float] | None = None) -> subprocess.Popen:
+    """The trainer CLI on ``spec``; with ``kill = (signal, cpu_delay_s)`` it kills itself that much of its own
+    CPU time past its next checkpoint (``tests/_self_kill.py``: no race with this process's scheduling)."""
     env = {**os.environ, "GOMP_SPINCOUNT": "1000", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     log = spec.with_name(f"launch{len(list(spec.parent.glob('launch*.log')))}.log")
-    proc = subprocess.Popen([sys.executable, "-m", "paced.trainer", str(spec), *(["--resume"] if resume else [])],
+    cmd = ([sys.executable, "-m", "paced.trainer"] if kill is None else
+           [sys.executable, str(ROOT / "tests" / "_self_kill.py"), str(int(kill[0])), f"{kill[1]:.4f}"])
+    proc = subprocess.Popen([*cmd, str(spec), *(["--resume"] if resume else [])],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"))
     proc.log = log  # type: ignore[attr-defined]
     return proc
@@ -47,18 +51,13 @@ def _tail(proc: subprocess.Popen) -> str:
     return proc.log.read_text()[-3000:]  # type: ignore[attr-defined]
 
 
-def _kill_after_first_checkpoint(proc: subprocess.Popen, out: Path, sig: int, rng: random.Random) -> int:
-    """Wait until a checkpoint newer than the one the run started from exists, then ``sig`` it after a
-    random delay; returns the step of the latest complete checkpoint left behind."""
-    start = latest_checkpoint(out)
-    deadline = time.monotonic() + 240
-    while latest_checkpoint(out) == start:
-        assert proc.poll() is None, f"the run ended before its first checkpoint: {_tail(proc)}"
-        assert time.monotonic() < deadline, "no checkpoint within 240 s"
-        time.sleep(0.05)
-    time.sleep(rng.uniform(0.0, 0.3))  # a random step past the checkpoint (mid-step, mid-save, ...)
-    proc.send_signal(sig)
-    assert proc.wait(60) == -sig, f"the run was not killed by the signal (it finished first?) {_tail(proc)}"
+def _killed_run(spec: Path, resume: bool, out: Path, sig: int, rng: random.Random) -> int:
+    """A launch killed by ``sig`` a random 0-0.1 s of its CPU time past its next checkpoint (mid-step,
+    mid-save, ...; 0.1 s is ~8 steps on a 2-core CI machine, of the 35 left after the first checkpoint);
+    returns the step of the latest complete checkpoint left behind."""
+    delay = rng.uniform(0.0, 0.1)
+    proc = _launch(spec, resume, kill=(sig, delay))
+    assert proc.wait(900) == -sig, f"not killed by {sig!r} {delay:.4f} CPU s past a checkpoint: {_tail(proc)}"
     ckpt = latest_checkpoint(out)
     assert ckpt is not None
     return load_state(ckpt)["step"]
@@ -75,7 +74,7 @@ def test_killed_runs_resume_to_the_parameters_of_an_uninterrupted_run(tmp_path, 
     spec.write_text(json.dumps({"config": cfg.to_dict(), "method": METHOD}))
     out, rng = Path(cfg.out_dir), random.Random(int(time.time()))
 
-    steps = [_kill_after_first_checkpoint(_launch(spec, resume=i > 0), out, sig, rng) for i, sig in enumerate(signals)]
+    steps = [_killed_run(spec, i > 0, out, sig, rng) for i, sig in enumerate(signals)]
     assert steps == sorted(set(steps)) and 5 <= steps[0] and steps[-1] < STEPS, steps
     assert not (out / "run.json").exists()
     torch.set_num_threads(1)

@@ -152,6 +152,8 @@ def test_context_refusal_names_the_model_and_the_key():
     cfg["sampling"]["max_new_tokens"] = cfg["eval"]["max_new_tokens"] = 3584
     cfg["train"]["max_seq_len"] = 4096
     check_config(cfg)
+    distill = next(e for e in plan(cfg, PlanSettings())[0] if e.rule == "distill")
+    assert distill.memory["teacher"] == 0  # self-distillation: the teacher is the student, no second model
 
 
 def test_world_config_is_not_sized_and_main_exit_codes(tmp_path, capsys):
@@ -163,3 +165,18 @@ def test_world_config_is_not_sized_and_main_exit_codes(tmp_path, capsys):
     assert main(["--configfile", "config/paper.yaml", str(good), "--gpu-mem-gb", "16"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("paced plan: error: refused:") and len(err.strip().splitlines()) == 1
+
+
+def test_arch_read_from_the_local_hub_cache(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    snap = tmp_path / "models--someorg--grpo-teacher" / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    (snap.parent.parent / "refs").mkdir()
+    (snap.parent.parent / "refs" / "main").write_text("abc123")
+    cfg = tiny_qwen3()
+    (snap / "config.json").write_text(cfg.to_json_string())
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    arch = arch_for("someorg/grpo-teacher")
+    assert arch.source == str(snap / "config.json") and arch.qk_norm
+    assert param_count(arch) == sum(p.numel() for p in Qwen3ForCausalLM(cfg).parameters())

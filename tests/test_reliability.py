@@ -126,8 +126,8 @@ def test_non_finite_weights_after_a_finite_loss_never_reach_a_checkpoint(world, 
     """An update can overflow the weights while the loss that produced it was finite."""
     real = loop_mod.apply_online
 
-    def poison_weights_at_step_2(ctx, acc):
-        real(ctx, acc)
+    def poison_weights_at_step_2(ctx, acc, *batch):
+        real(ctx, acc, *batch)
         if len(read_log(tmp_path)) == 1:  # during step 2 (one row logged so far)
             with torch.no_grad():
                 next(ctx.model.parameters()).view(-1)[0] = float("nan")

@@ -56,6 +56,8 @@ def test_chat_template_flag_wraps_tasks():
 def test_sampler_kwargs_per_backend():
     suite = _suite({})
     hf = sampler_kwargs(suite.sampling, suite.models, "cpu")
-    assert hf == {"trust_remote_code": False, "batch_size": 32, "device": "cpu"}  # config.yaml: sampling.batch_size
-    vllm = sampler_kwargs({**suite.sampling.values, "backend": "vllm"}, suite.models, "cpu")
-    assert vllm == {"trust_remote_code": False}  # VLLMSampler passes it on to vllm.LLM
+    assert hf == {"trust_remote_code": False, "progress": True, "batch_size": 32,  # config.yaml: sampling.batch_size
+                  "device": "cpu"}
+    vllm = sampler_kwargs({**suite.sampling.values, "backend": "vllm"}, suite.models, "cpu", {"enforce_eager": True})
+    # VLLMSampler passes trust_remote_code on to vllm.LLM; the vllm: section is its engine config
+    assert vllm == {"trust_remote_code": False, "progress": True, "config": {"enforce_eager": True}, "dtype": "float32"}

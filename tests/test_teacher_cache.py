@@ -136,3 +136,69 @@ def test_fused_path_reads_the_cache(top_k):
     if top_k is not None:
         with pytest.raises(ValueError, match="top-k teacher cache supports forward_kl only"):
             fused_divergence("reverse_kl", student_hidden=h, student_weight=w, teacher_cache=entry, mask=mask)
+
+
+# --- at scale: sharded files read lazily, entries built in token chunks from hidden states ---
+
+
+def _filled(top_k, n=7, seed=20):
+    cache = TeacherCache(V, top_k)
+    for i in range(n):
+        cache.add(f"p{i}", _logits(3 + i % 4, V, seed=seed + i))
+    return cache
+
+
+@pytest.mark.parametrize("top_k", [None, 6])
+def test_sharded_cache_equals_the_in_memory_cache(tmp_path, top_k):
+    cache = _filled(top_k)
+    cache.save(tmp_path / "c.npz", shard_tokens=8)  # 3..6 tokens a problem: several shards
+    back = TeacherCache.load(tmp_path / "c.npz")
+    assert len(list((tmp_path / "c.npz.shards").glob("*.logp.npy"))) >= 3
+    assert list(back) == list(cache) and len(back) == 7 and back.nbytes == cache.nbytes
+    ids = ["p5", "p0", "p3"]
+    a, b = cache.batch(ids), back.batch(ids)
+    torch.testing.assert_close(b.logp, a.logp, rtol=0, atol=0)
+    assert (a.ids is None and b.ids is None) or torch.equal(a.ids, b.ids)
+    assert (a.tail_logp is None and b.tail_logp is None) or torch.equal(a.tail_logp, b.tail_logp)
+
+
+def test_a_read_touches_only_the_shards_of_its_batch(tmp_path):
+    cache = _filled(6)
+    cache.save(tmp_path / "c.npz", shard_tokens=8)
+    back = TeacherCache.load(tmp_path / "c.npz")
+    assert back.opened_shards == []  # loading reads only the index
+    shard_of = back._reader.problems
+    back.batch(["p1"])
+    assert back.opened_shards == [shard_of["p1"][0]]
+    untouched = {shard_of[p][0] for p in shard_of} - {shard_of["p1"][0], shard_of["p2"][0]}
+    for i in untouched:  # shards outside the batch may even be gone
+        for f in (tmp_path / "c.npz.shards").glob(f"{back._reader.shards[i]}.*"):
+            f.unlink()
+    back.batch(["p2", "p1"])
+    assert set(back.opened_shards) == {shard_of["p1"][0], shard_of["p2"][0]}
+    missing = next(p for p in shard_of if shard_of[p][0] in untouched)
+    with pytest.raises(FileNotFoundError, match="rebuild the cache"):
+        back.batch([missing])
+
+
+@pytest.mark.parametrize("top_k", [None, 5])
+def test_entry_from_hidden_in_token_chunks_equals_the_whole_logits(top_k):
+    from paced.teacher_cache.build import entry_from_hidden
+
+    g = torch.Generator().manual_seed(3)
+    h, w, b = torch.randn(11, 8, generator=g), torch.randn(V, 8, generator=g), torch.randn(V, generator=g)
+    ref = build_entry(h @ w.t() + b, top_k)
+    got = entry_from_hidden(h, w, b, top_k, token_chunk=4)
+    torch.testing.assert_close(got.logp, ref.logp)
+    if top_k is not None:
+        assert torch.equal(got.ids, ref.ids)
+        torch.testing.assert_close(got.tail_logp, ref.tail_logp)
+
+
+def test_cache_serves_every_stage_predicate():
+    from paced.methods import get_method
+    from paced.teacher_cache import cache_serves_every_stage
+
+    assert cache_serves_every_stage(get_method("paced-fkl"), top_k=64)
+    assert not cache_serves_every_stage(get_method("paced-fkl-then-rkl"), top_k=64)  # RKL on its own samples
+    assert not cache_serves_every_stage(get_method("self-paced-rkl"), top_k=None)  # the self-teacher

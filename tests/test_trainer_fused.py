@@ -16,7 +16,7 @@ from paced.methods import StageSpec, get_method
 from paced.tasks.base import get_task
 from paced.trainer import DistillConfig, distill
 from paced.trainer import step as step_mod
-from paced.trainer.cache_stage import build_teacher_cache
+from paced.teacher_cache import build_teacher_cache
 from paced.trainer.config import FUSED_AUTO_MIN_VOCAB
 from paced.trainer.setup import reference_ids
 from paced.trainer.step import StepContext, batch_loss, use_fused

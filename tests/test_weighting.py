@@ -47,3 +47,57 @@ def test_bad_inputs():
         weighted_loss(torch.ones(2, 2), torch.ones(2, 2))
     with pytest.raises(ValueError, match=r"Did you mean 'mean_one'"):
         weighted_loss(loss, torch.ones(3), "mean1")
+
+
+@pytest.mark.parametrize("norm", ["sum", "mean_one", "none"])
+def test_dropped_infinite_loss_gets_exactly_zero_gradient(norm):
+    loss = torch.tensor([float("inf"), 2.0, float("nan")], requires_grad=True)
+    w = torch.tensor([0.0, 1.5, 0.0], requires_grad=True)  # e.g. a learnable kernel's output: still a constant
+    weighted_loss(loss, w, norm).backward()
+    assert loss.grad[0].item() == 0.0 and loss.grad[2].item() == 0.0 and loss.grad[1].item() > 0
+    assert w.grad is None or bool(torch.isfinite(w.grad).all())  # 0 · inf must not reach the weights
+
+
+def _logits_with_impossible_teacher_token():
+    torch.manual_seed(0)
+    student = torch.randn(3, 4, 6)
+    teacher = torch.randn(3, 4, 6)
+    teacher[0, :, 2] = -float("inf")  # reverse KL of row 0 is infinite: the teacher gives token 2 probability 0
+    return student, teacher, torch.ones(3, 4, dtype=torch.bool)
+
+
+@pytest.mark.parametrize("norm", ["sum", "mean_one", "none"])
+def test_weighted_divergence_keeps_dropped_rows_out_of_the_graph(norm):
+    from paced import reverse_kl
+    from paced.weighting import weighted_divergence
+
+    student, teacher, mask = _logits_with_impossible_teacher_token()
+    w = torch.tensor([0.0, 1.0, 3.0])
+    s1 = student.clone().requires_grad_()
+    out = weighted_divergence("reverse_kl", w, student_logits=s1, teacher_logits=teacher, mask=mask,
+                              normalisation=norm)
+    out.backward()
+    assert bool(torch.isfinite(s1.grad).all()) and bool((s1.grad[0] == 0).all())
+    # the same value and gradients as weighted_loss on the live rows padded with ℓ = 0
+    s2 = student.clone().requires_grad_()
+    live = reverse_kl(student_logits=s2[1:], teacher_logits=teacher[1:], mask=mask[1:])
+    ref = weighted_loss(torch.cat([torch.zeros(1), live]), w, norm)
+    ref.backward()
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(s1.grad, s2.grad)
+    # what weighted_divergence avoids: the full-batch divergence then weighted_loss gives NaN gradients
+    s3 = student.clone().requires_grad_()
+    weighted_loss(reverse_kl(student_logits=s3, teacher_logits=teacher, mask=mask), w, norm).backward()
+    assert bool(torch.isnan(s3.grad[0]).any())
+
+
+def test_weighted_divergence_all_zero_and_bad_weights():
+    from paced.weighting import weighted_divergence
+
+    student, teacher, mask = _logits_with_impossible_teacher_token()
+    s = student.clone().requires_grad_()
+    out = weighted_divergence("forward_kl", torch.zeros(3), student_logits=s, teacher_logits=teacher, mask=mask)
+    out.backward()
+    assert out.item() == 0.0 and bool((s.grad == 0).all())
+    with pytest.raises(ValueError, match=r"weights shape \(2,\) does not match the batch of student_logits"):
+        weighted_divergence("forward_kl", torch.ones(2), student_logits=s, teacher_logits=teacher, mask=mask)

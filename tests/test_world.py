@@ -274,3 +274,17 @@ def test_world_modules_import_no_private_names_and_form_no_cycle():
 
     cyclic = sorted(m for m in graph if m != "paced.world" and reaches(m, m, set()))
     assert cyclic == []
+
+
+def test_a_failed_worker_writes_its_traceback_to_the_log_the_build_streams(tmp_path):
+    import subprocess
+    import sys
+
+    from paced.world.worker import WorkerLogTail, log_path
+
+    done = subprocess.run([sys.executable, "-m", "paced.world.worker", "teacher", str(tmp_path / "no.json"),
+                           str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and done.stderr == ""  # everything goes to the log file, once
+    lines = WorkerLogTail(log_path(tmp_path, "teacher")).new_lines(final=True)
+    assert lines[0] == "ERROR paced.world.worker: training the teacher failed"
+    assert lines[1] == "Traceback (most recent call last):" and "no.json" in lines[-1]

@@ -15,11 +15,13 @@ evaluation process), so the next budget's engine starts on a free device.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
 import math
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -49,15 +51,37 @@ def run_lm_eval(model_path: str | Path, prepared: Sequence[PreparedTasks], cfg: 
     lm = get_model(model).create_from_arg_obj(dict(model_args), {"batch_size": cfg.batch_size,
                                                                  "device": cfg.device})
     try:
-        out = lm_eval.simple_evaluate(
-            model=lm, tasks=[n for p in prepared for n in p.names()], task_manager=manager,
-            log_samples=True, bootstrap_iters=0, random_seed=cfg.seed, numpy_random_seed=cfg.seed,
-            torch_random_seed=cfg.seed, fewshot_random_seed=cfg.seed)
+        with progress_to_log():
+            out = lm_eval.simple_evaluate(
+                model=lm, tasks=[n for p in prepared for n in p.names()], task_manager=manager,
+                log_samples=True, bootstrap_iters=0, random_seed=cfg.seed, numpy_random_seed=cfg.seed,
+                torch_random_seed=cfg.seed, fewshot_random_seed=cfg.seed)
     finally:
         release_model(lm)
     if out is None:  # non-zero ranks of a distributed run get nothing back
         raise RuntimeError("lm_eval.simple_evaluate returned no results (not the main process?)")
     return dict(out)
+
+
+# lm-eval's model modules whose request loops show a tqdm bar (bound by name at their import)
+_LM_EVAL_BAR_MODULES = ("lm_eval.models.vllm_causallms", "lm_eval.models.huggingface")
+
+
+@contextlib.contextmanager
+def progress_to_log() -> Any:
+    """While active, lm-eval's request bars also log coarse progress lines (the rule's log receives logging,
+    not a tqdm bar on stderr): their ``tqdm`` is swapped for :class:`paced.rollouts.progress.LoggingTqdm`."""
+    from paced.rollouts.progress import LoggingTqdm
+
+    swapped = {name: sys.modules[name].tqdm for name in _LM_EVAL_BAR_MODULES
+               if name in sys.modules and hasattr(sys.modules[name], "tqdm")}
+    for name in swapped:
+        sys.modules[name].tqdm = LoggingTqdm
+    try:
+        yield
+    finally:
+        for name, original in swapped.items():
+            sys.modules[name].tqdm = original
 
 
 def release_model(lm: Any) -> None:
@@ -135,27 +159,41 @@ def _task_result(raw: Mapping[str, Any], prepared: PreparedTasks, name: str, tas
     return {"task": name, "kind": task.kind, "metrics": metrics, "provenance": prov}, rows
 
 
+PER_TASK_FIELDS = ("k", "limit", "max_new_tokens", "temperature", "top_p", "em")
+
+
+def _task_configs(base: EvalConfig, data: Mapping[str, Any],
+                  overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, EvalConfig]:
+    unknown = sorted(set(overrides) - set(data))
+    if unknown:
+        raise ValueError(f"task_overrides names task(s) {unknown} that are not evaluated; evaluated: {sorted(data)}")
+    for name, fields in overrides.items():
+        bad = sorted(set(fields) - set(PER_TASK_FIELDS))
+        if bad:
+            raise ValueError(f"task_overrides[{name!r}] sets {bad}; per task only {', '.join(PER_TASK_FIELDS)} "
+                             "(the rest is one value for the whole lm-eval run)")
+    return {name: dataclasses.replace(base, **overrides.get(name, {})) for name in data}
+
+
 def evaluate_tasks(model_path: str | Path, data: Mapping[str, str | Path], *,
                    config: EvalConfig | None = None, work_dir: str | Path | None = None,
                    task_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
                    model_name: str | None = None, method: str | None = None, step: int | None = None,
                    samples_paths: Mapping[str, str | Path] | None = None,
-                   k_by_task: Mapping[str, int] | None = None,
+                   task_overrides: Mapping[str, Mapping[str, Any]] | None = None,
                    **knobs: Any) -> dict[str, dict[str, Any]]:
     """Evaluate ``model_path`` on several paced tasks (``{task_name: data_path}``) in one lm-eval run,
     so the model loads once (one engine); returns ``{task_name: result}``. Arguments as for
-    :func:`evaluate_model`, with ``task_kwargs`` and ``samples_paths`` keyed by task name; ``k_by_task``
-    sets a task's own k (samples per problem), the others use ``k``."""
+    :func:`evaluate_model`, with ``task_kwargs`` and ``samples_paths`` keyed by task name.
+    ``task_overrides`` sets a task's own :data:`PER_TASK_FIELDS` (``{"aime25": {"k": 8, "limit": 30}}``);
+    what the engine depends on (backend, dtype, seed, ...) is one value for the call."""
     base = _resolve_config(config, knobs)
-    unknown = sorted(set(k_by_task or {}) - set(data))
-    if unknown:
-        raise ValueError(f"k_by_task names task(s) {unknown} that are not evaluated; evaluated: {sorted(data)}")
-    cfgs = {name: dataclasses.replace(base, k=(k_by_task or {}).get(name, base.k)) for name in data}
+    cfgs = _task_configs(base, data, task_overrides or {})
     cfg = base
     model, model_args = backend_args(model_path, cfg)  # a missing backend package fails before any work
     kwargs = {name: dict((task_kwargs or {}).get(name, {})) for name in data}
     tasks = {name: get_task(name, **kwargs[name]) for name in data}  # unknown: ValueError, suggestions
-    docs = {name: tasks[name].load(path)[: cfg.limit] for name, path in data.items()}
+    docs = {name: tasks[name].load(path)[: cfgs[name].limit] for name, path in data.items()}
     with tempfile.TemporaryDirectory(prefix="paced-eval-") as tmp:
         root = Path(work_dir) if work_dir is not None else Path(tmp)
         prepared = {n: prepare_tasks(n, docs[n], root / n, cfgs[n], kwargs[n]) for n in data}

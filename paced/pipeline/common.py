@@ -40,10 +40,21 @@ def chat_kwargs(model: str, models: Mapping[str, Any]) -> dict[str, Any]:
     return {"chat_tokenizer": model} if models["chat_template"] else {}
 
 
-def sampler_kwargs(sampling: Mapping[str, Any], models: Mapping[str, Any], dev: str) -> dict[str, Any]:
-    """Keyword arguments of the sampler backend a stage builds (vLLM schedules its own batches and devices)."""
-    kwargs: dict[str, Any] = {"trust_remote_code": models["trust_remote_code"]}
+def sampler_kwargs(sampling: Mapping[str, Any], models: Mapping[str, Any], dev: str,
+                   engine: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Keyword arguments of the sampler backend a stage builds (vLLM schedules its own batches and devices;
+    ``engine`` is its ``vllm:`` section, :func:`vllm_slice`)."""
+    # progress: coarse logging lines in the rule's log (a tqdm bar alone never reaches it)
+    kwargs: dict[str, Any] = {"trust_remote_code": models["trust_remote_code"], "progress": True}
     if sampling["backend"] == "hf":
         kwargs["batch_size"] = sampling["batch_size"]
         kwargs["device"] = dev
+    else:
+        kwargs.update(config=dict(engine or {}), dtype=models["dtype"])
     return kwargs
+
+
+def vllm_slice(suite: Any) -> dict[str, Any] | None:
+    """The ``vllm:`` section when the suite samples with vLLM, else ``None`` (so engine arguments are not part
+    of an ``hf`` job's identity)."""
+    return dict(suite.vllm.values) if suite.sampling.backend == "vllm" else None

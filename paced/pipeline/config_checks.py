@@ -53,7 +53,8 @@ def _types(schema: Mapping[str, Any]) -> set[str]:
 def check_integers(config: Any, schema: Mapping[str, Any], key: str = "") -> None:
     """Every value the schema types as ``integer`` (alone or with ``null``) is a Python int."""
     types = _types(schema)
-    if "integer" in types and "number" not in types and config is not None and not _is_int(config):
+    if ("integer" in types and "number" not in types and config is not None and not _is_int(config)
+            and not (isinstance(config, str) and "string" in types)):  # e.g. eval.batch_size: auto
         raise ValueError(f"{key or '(top level)'}={config!r}: must be an integer (write {int(config)} "
                          f"without a decimal point)" if isinstance(config, float) and config.is_integer()
                          else f"{key or '(top level)'}={config!r}: must be an integer")

@@ -1,15 +1,16 @@
 """Stage ``evaluate``: one model — the base student, or every budget of one run — on every evaluation task,
-through lm-eval (one lm-eval call per distinct k; the model loads once per call)."""
+through lm-eval (one lm-eval call per checkpoint for all tasks, each with its own k: one engine, shut down before
+the next budget's)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from paced.pipeline.common import chat_kwargs, device, models_slice
+from paced.fingerprint import canonical_digest
+from paced.pipeline.common import chat_kwargs, device, models_slice, vllm_slice
 from paced.pipeline.layout import Layout
 
 EVAL_KEYS = ("max_new_tokens", "temperature", "batch_size")
@@ -23,7 +24,7 @@ def params(suite: Any, method: str, seed: int | str, steps: list[int]) -> dict[s
     return {"results": lay.results, "method": method, "seed": int(seed), "models": models,
             "tasks": [asdict(t) for t in suite.eval_tasks],
             "eval": {k: getattr(suite.eval, k) for k in EVAL_KEYS}, "model_config": models_slice(suite.models),
-            "backend": suite.sampling.backend, "device": device(suite.resources.gpus_eval)}
+            "backend": suite.sampling.backend, "device": device(suite.resources.gpus_eval), "vllm": vllm_slice(suite)}
 
 
 def _evaluate_step(p: Mapping[str, Any], step: int, lay: Layout) -> None:
@@ -33,21 +34,31 @@ def _evaluate_step(p: Mapping[str, Any], step: int, lay: Layout) -> None:
     mc = p["model_config"]
     if method != "base":
         _check_run(lay, method, seed, model)
-    groups: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for task in p["tasks"]:
-        groups[task["k"]].append(task)
-    for k, tasks in groups.items():
-        limits = [t["limit"] for t in tasks if t["limit"]]
-        results = evaluate_tasks(
-            model, {t["task"]: t["path"] for t in tasks}, k=k, seed=seed, method=method, step=step,
-            task_kwargs={t["task"]: chat_kwargs(model, mc) for t in tasks},
-            model_name=f"{method}/seed{seed}/step{step}", max_new_tokens=ev["max_new_tokens"],
-            temperature=ev["temperature"], batch_size=ev["batch_size"], dtype=mc["dtype"],
-            backend=p["backend"], limit=min(limits) if limits else None,
-            model_args={"trust_remote_code": mc["trust_remote_code"]}, device=p["device"],
-            samples_paths={t["task"]: lay.eval_samples(method, seed, step, t["name"]) for t in tasks})
-        for t in tasks:
-            write_eval_result(lay.eval_json(method, seed, step, t["name"]), results[t["task"]])
+    tasks = p["tasks"]
+    # one lm-eval call (one engine, shut down on return) for every task; each keeps its own k and limit
+    results = evaluate_tasks(
+        model, {t["task"]: t["path"] for t in tasks}, seed=seed, method=method, step=step,
+        task_overrides={t["task"]: {"k": t["k"], "limit": t["limit"]} for t in tasks},
+        task_kwargs={t["task"]: chat_kwargs(model, mc) for t in tasks},
+        model_name=f"{method}/seed{seed}/step{step}", max_new_tokens=ev["max_new_tokens"],
+        temperature=ev["temperature"], batch_size=ev["batch_size"], dtype=mc["dtype"],
+        backend=p["backend"], vllm=p.get("vllm") or {},
+        model_args={"trust_remote_code": mc["trust_remote_code"]}, device=p["device"],
+        samples_paths={t["task"]: lay.eval_samples(method, seed, step, t["name"]) for t in tasks})
+    fingerprint = {"stage": canonical_digest(p), "model": _model_fingerprint(lay, method, seed, model)}
+    for t in tasks:
+        write_eval_result(lay.eval_json(method, seed, step, t["name"]), {**results[t["task"]],
+                                                                        "fingerprint": fingerprint})
+
+
+def _model_fingerprint(lay: Layout, method: str, seed: int, model: str) -> str | None:
+    """The run identity digest of a checkpoint (from its run.json), or the content digest of the base model."""
+    from paced.fingerprint import path_digest
+    from paced.io import read_json
+
+    if method == "base":
+        return path_digest(model)
+    return (read_json(lay.run_json(method, seed)).get("identity") or {}).get("digest")
 
 
 class RunFailedError(Exception):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from paced.pipeline.common import decoding, device, models_slice, sampler_kwargs, task_for
+from paced.pipeline.common import decoding, device, models_slice, sampler_kwargs, task_for, vllm_slice
 
 
 def params(suite: Any, model: str) -> dict[str, Any]:
@@ -15,7 +15,7 @@ def params(suite: Any, model: str) -> dict[str, Any]:
     return {"model": model, "task": suite.train_task, "data": suite.train_path, "models": models_slice(suite.models),
             "sampling": dict(suite.sampling.values), "k": int(suite.passrate.k),
             "smoothing": suite.passrate.smoothing, "seed": int(suite.world.seed),
-            "device": device(suite.resources.gpus_sample)}
+            "device": device(suite.resources.gpus_sample), "vllm": vllm_slice(suite)}
 
 
 def run(p: dict[str, Any], rates: str, summary: str) -> None:
@@ -26,8 +26,8 @@ def run(p: dict[str, Any], rates: str, summary: str) -> None:
     estimate_pass_rates(p["model"], task_for(p["task"], p["model"], p["models"]), p["data"], rates,
                         summary_path=summary, k=p["k"], smoothing=p["smoothing"],
                         max_new_tokens=samp["max_new_tokens"], temperature=samp["temperature"], seed=p["seed"],
-                        sampler=samp["backend"], sampler_kwargs=sampler_kwargs(samp, p["models"], p["device"]),
-                        decoding=decoding(samp))
+                        sampler=samp["backend"], decoding=decoding(samp),
+                        sampler_kwargs=sampler_kwargs(samp, p["models"], p["device"], p["vllm"]))
 
 
 def run_after(p: dict[str, Any], rates: str, summary: str, *, on_error: str, context: dict[str, Any]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from paced.pipeline.common import decoding, device, models_slice, sampler_kwargs, task_for
+from paced.pipeline.common import decoding, device, models_slice, sampler_kwargs, task_for, vllm_slice
 
 
 def params(suite: Any) -> dict[str, Any]:
@@ -12,7 +12,7 @@ def params(suite: Any) -> dict[str, Any]:
     return {"teacher": suite.teacher, "task": suite.train_task, "data": suite.train_path,
             "models": models_slice(suite.models), "references": dict(suite.references.values),
             "sampling": dict(suite.sampling.values), "seed": int(suite.world.seed),
-            "device": device(suite.resources.gpus_sample)}
+            "device": device(suite.resources.gpus_sample), "vllm": vllm_slice(suite)}
 
 
 def run(p: dict[str, Any], refs: str, summary: str) -> None:
@@ -26,4 +26,5 @@ def run(p: dict[str, Any], refs: str, summary: str) -> None:
     generate_references(p["teacher"], task, p["data"], refs, summary_path=summary, attempts=r["attempts"],
                         only_correct=r["verified_only"], max_new_tokens=samp["max_new_tokens"],
                         temperature=samp["temperature"], seed=p["seed"], sampler=samp["backend"],
-                        sampler_kwargs=sampler_kwargs(samp, p["models"], p["device"]), decoding=decoding(samp))
+                        sampler_kwargs=sampler_kwargs(samp, p["models"], p["device"], p["vllm"]),
+                        decoding=decoding(samp))

@@ -22,18 +22,27 @@ def tables_params(suite: Any) -> dict[str, Any]:
     return {"report": report, "methods": dict(suite.method_specs), "train_steps": int(suite.train.steps)}
 
 
-def tables(p: Mapping[str, Any], summary_csv: str, snr: Sequence[str], out_dir: str, flag: str) -> None:
+def tables(p: Mapping[str, Any], summary_csv: str, snr: Sequence[str], runs: Sequence[str], out_dir: str,
+           flag: str) -> None:
     from paced.io import atomic_write_text
     from paced.report import read_summary, write_tables
 
+    verdict_keys = ("alpha", "noninferiority_margin_pts")
     paths = write_tables(read_summary(summary_csv), Path(out_dir), snr=list(snr), methods=p["methods"],
-                         **{k: v for k, v in p["report"].items() if k in ("alpha", "noninferiority_margin_pts")})
+                         train_steps=p["train_steps"], runs=list(runs),
+                         **{k: v for k, v in p["report"].items() if k in verdict_keys})
     atomic_write_text(flag, "\n".join(str(x) for x in paths) + "\n")
 
 
 def figures_params(suite: Any) -> dict[str, Any]:
-    """The methods' resolved specs (kernels for the w(p) overlays, schedules for the curves)."""
-    return {"methods": dict(suite.method_specs)}
+    """The methods' resolved specs (schedules for the curves) and the kernel of the w(p) overlay on the SNR
+    figure: that of the first pass-rate-weighted Beta-kernel method run, else of the first weighted one."""
+    specs = dict(suite.method_specs)
+    weighted = [m for m in suite.method_ids if specs[m]["weight_source"] == "pass_rate"]
+    beta = [m for m in weighted if specs[m]["kernel"]["name"] == "beta"]
+    pick = (beta or weighted or [None])[0]
+    return {"methods": specs, "kernel": specs[pick]["kernel"] if pick else None,
+            "after_methods": list(suite.after_passrate_methods)}
 
 
 def figures(p: Mapping[str, Any], summary_csv: str, snr: Sequence[str], base_rates: str, after_rates: Sequence[str],
@@ -42,9 +51,12 @@ def figures(p: Mapping[str, Any], summary_csv: str, snr: Sequence[str], base_rat
     from paced.report import make_all_figures, read_summary
 
     logs = [str(Path(r).with_name("log.jsonl")) for r in runs if Path(r).with_name("log.jsonl").exists()]
-    after = [r for r in after_rates if Path(r).stat().st_size > 0]  # empty = that run failed
+    after = {m: r for m, r in zip(p["after_methods"], after_rates, strict=True)
+             if Path(r).stat().st_size > 0}  # empty = that run failed
+    first = next(iter(after.values()), None)
     paths = make_all_figures(read_summary(summary_csv), Path(out_dir), snr=list(snr),
-                             passrates=(base_rates, after[0]) if after else None, logs=logs)
+                             passrates=(base_rates, first) if first else None, logs=logs, kernel=p["kernel"],
+                             after_passrates=after, base_passrates=base_rates)
     atomic_write_text(flag, "\n".join(str(x) for x in paths) + "\n")
 
 

@@ -33,5 +33,5 @@ def run(p: dict[str, Any], rates: str, refs: str, out: str) -> None:
     heldout = [d for d in held_task.load(p["heldout"]["path"]) if d.tier in (None, "learnable")] if held_task else []
     result = measure_snr(load_model(p["student"], dtype, trainable=True), load_model(p["teacher"], dtype, False),
                          load_tokenizer(p["student"]), task, task.load(p["data"]), read_references(refs),
-                         read_p_hat(rates), heldout, SNRConfig(**p["snr"]), heldout_task=held_task)
+                         read_p_hat(rates), heldout, SNRConfig(**p["snr"]), heldout_task=held_task, device=p["device"])
     write_json(out, {**result, "provenance": provenance(p)})

@@ -15,7 +15,7 @@ def params(suite: Any) -> dict[str, Any]:
 
 
 def run(p: dict[str, Any], refs: str, cache: str) -> None:
-    from paced.trainer.cache_stage import build_teacher_cache  # TODO-LEAD: paced.teacher_cache after the move
+    from paced.teacher_cache import build_teacher_cache
 
     build_teacher_cache(p["teacher"], p["task"], p["data"], refs, cache, top_k=p["top_k"], dtype=p["dtype"],
                         device=p["device"], chat_tokenizer=p["teacher"] if p["chat_template"] else None)

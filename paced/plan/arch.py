@@ -89,14 +89,31 @@ def arch_from_config(cfg: dict[str, Any], name: str, source: str = "") -> ArchFa
         qkv_bias=model_type == "qwen2" or bool(cfg.get("attention_bias", False)), source=source)
 
 
+def _hub_cached_config(model: str) -> Path | None:
+    """The ``config.json`` of hub model ``model`` if it is already in the local Hugging Face cache (no download)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    try:
+        found = try_to_load_from_cache(model, "config.json")
+    except ValueError:  # not a valid repository id
+        return None
+    return Path(found) if isinstance(found, str) else None
+
+
 def arch_for(model: str) -> ArchFacts:
-    """Facts of ``model``: a local directory with a ``config.json``, or one of the paper's hub models."""
+    """Facts of ``model``: a local directory with a ``config.json``, one of the paper's hub models, or a hub model
+    whose ``config.json`` is in the local Hugging Face cache (offline in every case)."""
     path = Path(model)
     if (path / "config.json").is_file():
         cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
         return arch_from_config(cfg, model, source=str(path / "config.json"))
     if model in PAPER_ARCHS:
         return PAPER_ARCHS[model]
+    cached = _hub_cached_config(model)
+    if cached is not None:
+        return arch_from_config(json.loads(cached.read_text(encoding="utf-8")), model, source=str(cached))
     raise ValueError(f"no architecture facts for model {model!r}: it is neither a local directory with a "
                      f"config.json nor one of the models kept in paced.plan.arch ({', '.join(PAPER_ARCHS)}); "
                      f"point models.* at a local copy (hf download {model} --local-dir DIR)")

@@ -12,6 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from paced.fused import DEFAULT_FUSED_CHUNK_SIZE
+from paced.gradients import DEFAULT_CACHE_BYTES as SKETCH_CACHE_BYTES
+from paced.gradients import DEFAULT_CHUNK as SKETCH_CHUNK
 from paced.plan.arch import ArchFacts, arch_for
 from paced.plan.memory import (
     FP32,
@@ -23,10 +26,11 @@ from paced.plan.memory import (
 )
 from paced.plan.settings import KNOWN_SIZES, PlanSettings
 from paced.registry import Registry
+from paced.teacher_cache.build import DEFAULT_TOKEN_CHUNK as CACHE_TOKEN_CHUNK
+from paced.trainer.config import FUSED_AUTO_MIN_VOCAB as FUSED_MIN_VOCAB
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
-FUSED_MIN_VOCAB = 32768  # the trainer's "auto" fuses from here (paced.trainer.config.FUSED_AUTO_MIN_VOCAB)
-CACHE_TOKEN_CHUNK = 1024  # tokens per lm_head chunk when the teacher cache is built
+MULTIPLE_CHOICE = ("mmlu", "toy_probe")
 SAMPLER_ACTIVATION_TOKENS = 8192  # vLLM's default prefill budget a step: activations alive while sampling
 
 
@@ -99,15 +103,16 @@ def _sampling(job: Job, rule: str, model: ArchFacts, sequences: float, max_new: 
     kv_tok = kv_cache_bytes_per_token(model, b)
     weights = b * param_count(model)
     prefill = SAMPLER_ACTIVATION_TOKENS * (model.hidden_size + model.intermediate_size) * b * 2
+    fit = max(0, int((job.settings.usable_bytes - weights - prefill) // (seq * kv_tok)))
     if job.config["sampling"]["backend"] == "hf":  # HF generate: the whole batch's KV cache at once
         kv, note = job.config["sampling"]["batch_size"] * seq * kv_tok, "HF generate: one batch's KV cache"
-    else:
-        free = job.settings.usable_bytes - weights - prefill
-        kv, note = seq * kv_tok, f"vLLM: {max(0, int(free // (seq * kv_tok)))} full-length sequences fit at once"
+        fix = f"set {batch_key} <= {fit}, or a shorter generation budget (max_new_tokens)"
+    else:  # vLLM schedules as many sequences as its KV cache holds: one full-length sequence must fit
+        kv, note = seq * kv_tok, f"vLLM: {fit} full-length sequences fit at once"
+        fix = "a GPU with more memory (--gpu-mem-gb), or a shorter generation budget (max_new_tokens)"
     flops = sequences * forward_flops(model, int(job.mean_tokens(max_new)), int(job.mean_tokens(max_new)))
     return Estimate(rule, job.gpus_for(gpus_key), {"weights": weights, "activations": prefill, "kv_cache": kv},
-                    hours=_hours(flops, job.gpus_for(gpus_key), job.settings.sample_tflops),
-                    fix=f"{batch_key} (HF backend), or {gpus_key.replace('gpus', 'resources.gpus')}", notes=note)
+                    hours=_hours(flops, job.gpus_for(gpus_key), job.settings.sample_tflops), fix=fix, notes=note)
 
 
 @RULES.register("passrates_base")
@@ -165,10 +170,12 @@ def snr(job: Job) -> Estimate | None:
     b, s, t = job.dtype_bytes, job.student, job.teacher
     seq = job.seq_tokens(job.config["sampling"]["max_new_tokens"])
     ckpt = bool(job.train.get("gradient_checkpointing", False))  # the SNR stage follows the trainer's switch
-    logits = fused_working_bytes(s, 256, seq, b) if s.vocab_size >= FUSED_MIN_VOCAB else 4 * seq * s.vocab_size * FP32
+    logits = fused_working_bytes(s, DEFAULT_FUSED_CHUNK_SIZE, seq, b) if s.vocab_size >= FUSED_MIN_VOCAB \
+        else 4 * seq * s.vocab_size * FP32
     memory = {"weights": b * (param_count(s) + param_count(t)), "grads": b * param_count(s),
               "activations": activation_bytes(s, seq, b, checkpointing=ckpt), "logits_chunk": logits,
-              "sketch": cfg["sketch_dim"] * FP32 + (1 << 22) * (4 + FP32)}
+              # the m-vector, one chunk's hash temporaries (3 int64 + int32 bucket + fp32 sign), the kept hashes
+              "sketch": cfg["sketch_dim"] * FP32 + SKETCH_CHUNK * (3 * 8 + 4 + FP32) + SKETCH_CACHE_BYTES}
     n = cfg["max_problems"] + cfg["heldout_problems"]
     mean = int(job.mean_tokens(job.config["sampling"]["max_new_tokens"]))
     flops = n * (3 * forward_flops(s, mean, mean) + forward_flops(t, mean, mean))
@@ -179,12 +186,12 @@ def snr(job: Job) -> Estimate | None:
 
 
 def _eval_sequences(job: Job) -> float:
-    """Generated sequences of one evaluation of one checkpoint: Σ over generation tasks of problems × k
-    (multiple-choice tasks only score prompts; counted as one prompt-length pass each)."""
+    """Generated sequences of one evaluation of one checkpoint: Σ over tasks of problems × k; a multiple-choice
+    task (MMLU) only scores its 4 choices after the prompt, each counted as 1/16 of a generated sequence."""
     total = 0.0
     for row in job.config["data"]["eval"] or [{"task": "toy_arith", "k": job.config["eval"]["k"]}]:
         n = KNOWN_SIZES.get(row["task"], 500) if not row.get("limit") else row["limit"]
-        total += n * (row.get("k") or 1) if row["task"] != "mmlu" else n * 4 / 16  # 4 choices, ~1/16 of a sequence
+        total += n * 4 / 16 if row["task"] in MULTIPLE_CHOICE else n * (row.get("k") or 1)
     return total
 
 

@@ -3,6 +3,7 @@ divergence, and the in-training sampler (pass-rate refresh, on-policy stages).""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -20,10 +21,11 @@ from paced.plan.memory import (
     training_state_bytes,
 )
 from paced.plan.rules import FUSED_MIN_VOCAB, RULES, Estimate, Job
+from paced.teacher_cache import cache_serves_every_stage
+from paced.trainer.config import DistillConfig
 
-DISTILL_DEFAULTS = {"micro_batch_size": None, "micro_batch_tokens": None, "max_seq_len": None,
-                    "gradient_checkpointing": False, "fused_chunk_size": 256, "sampler_batch_size": None,
-                    "teacher_sharding": "replicate"}
+# train.* keys the schema may not carry yet: the trainer's own defaults (the sampler's batch: sampling.batch_size)
+DISTILL_DEFAULTS = {**{f.name: f.default for f in dataclasses.fields(DistillConfig)}, "sampler_batch_size": None}
 
 
 def train_key(job: Job, key: str) -> Any:
@@ -46,14 +48,13 @@ def micro_batch_tokens(job: Job) -> tuple[int, int]:
 
 
 def method_needs(spec: Any, top_k: int | None) -> tuple[bool, bool]:
-    """(the live teacher is loaded, the student samples during training) for one method spec.
+    """(a separate teacher model is loaded, the student samples during training) for one method spec.
 
     The shared cache serves teacher-forced stages on the fixed references with a separate teacher (a top-k
-    cache: forward KL only); every other stage scores with the live teacher.
+    cache: forward KL only); every other stage scores with the live teacher. A self-teacher is the student.
     """
-    served = spec.teacher == "separate" and all(
-        s.source == "references" and (top_k is None or s.divergence == "forward_kl") for s in spec.stages)
-    return not served, bool(spec.needs_sampler)
+    separate = spec.teacher == "separate" and not cache_serves_every_stage(spec, top_k)
+    return separate, bool(spec.needs_sampler)
 
 
 def _methods(config: Mapping[str, Any]) -> dict[str, Any]:

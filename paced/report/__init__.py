@@ -26,11 +26,12 @@ from paced.report.collect import (
 from paced.report.format import fmt_mean_std, to_latex, to_markdown
 from paced.report.paper import PAPER_NUMBERS, paper_table, paper_vs_run
 from paced.report.stats import paired_differences, t_interval
-from paced.report.tables import METHOD_ORDER, aggregate, method_order, paper_style_table
+from paced.report.tables import aggregate, method_order, paper_style_table
 from paced.report.verdicts import claim_verdicts, oracle_gap, snr_verdicts, verdict_table
 from paced.report.write import skipped_batches, write_tables
 
 _LAZY = {
+    "METHOD_ORDER": "paced.report.tables",  # read from paced.methods (torch) on first use
     "make_all_figures": "paced.report.figures",
     "plot_accuracy": "paced.report.figures",
     "plot_forgetting": "paced.report.figures",

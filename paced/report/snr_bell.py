@@ -20,13 +20,19 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats as _sps
 
 MIDDLE = (0.25, 0.75)
 
 
+def _z(q: float) -> float:
+    """The standard normal quantile at q (scipy imported on use: it takes a while)."""
+    from scipy import stats
+
+    return float(stats.norm.ppf(q))
+
+
 def _se(rows: pd.DataFrame, ci: float) -> np.ndarray:
-    z = _sps.norm.ppf((1 + ci) / 2)
+    z = _z((1 + ci) / 2)
     return ((rows["ci_hi"] - rows["ci_lo"]).clip(lower=0) / (2 * z)).to_numpy(dtype=float)
 
 
@@ -63,7 +69,7 @@ def bell_verdict(
     c = bell_contrasts(bins, ci)
     if c is None:
         return unsure, "fewer than 3 bins with an SNR estimate, or no bin centre in [1/4, 3/4]", (math.nan,) * 3
-    z = float(_sps.norm.ppf(1 - (1 - level) / 4))
+    z = _z(1 - (1 - level) / 4)
     iv = {s: (c[f"c_{s}"] - z * c[f"se_{s}"], c[f"c_{s}"] + z * c[f"se_{s}"]) for s in ("left", "right")}
     worse = min(("left", "right"), key=lambda s: c[f"c_{s}"])
     detail = "; ".join(

@@ -6,14 +6,16 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from paced.methods import KernelConfig
 from paced.report._plot import empty_note, new_figure, save_figure
 from paced.report.tables import tier_key
+
+if TYPE_CHECKING:
+    from paced.methods import KernelConfig
 
 PathLike = str | os.PathLike[str]
 BETA_SHAPES = ((1.0, 1.0), (2.0, 1.0), (1.0, 2.0), (2.0, 2.0), (0.5, 0.5))
@@ -43,6 +45,8 @@ def _read_step_log(path: PathLike) -> pd.DataFrame:
 def snr_kernel(snr: Mapping[str, Any], kernel: KernelConfig | Mapping[str, Any] | None = None) -> KernelConfig:
     """The kernel drawn over an SNR figure: ``kernel`` (the run's configured one, a
     :class:`~paced.methods.KernelConfig` or its dict) if given, else the one the SNR result records."""
+    from paced.methods import KernelConfig  # on use, as paced.kernels below: it imports torch
+
     if isinstance(kernel, KernelConfig):
         return kernel
     spec = dict(kernel if kernel is not None else snr.get("kernel", {}))

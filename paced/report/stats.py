@@ -21,7 +21,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats as _sps
 
 from paced.report.collect import BASE_METHOD
 from paced.report.tables import at_budget, budgets, method_order, metric_scale
@@ -54,9 +53,11 @@ def t_bounds(mean: np.ndarray, sd: np.ndarray, n: np.ndarray, level: float | np.
     level = np.broadcast_to(np.asarray(level, dtype=np.float64), mean.shape)
     if np.any((level <= 0) | (level >= 1)):
         raise ValueError(f"level must be in (0, 1); got {np.unique(level).tolist()}")
+    from scipy import stats  # on use: scipy.stats takes a while to import
+
     ok = n >= 2
     q = np.full(mean.shape, np.nan)
-    q[ok] = _sps.t.ppf((1 + level[ok]) / 2, n[ok] - 1)
+    q[ok] = stats.t.ppf((1 + level[ok]) / 2, n[ok] - 1)
     half = q * sd / np.sqrt(np.where(ok, n, np.nan))
     return mean - half, mean + half
 

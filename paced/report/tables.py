@@ -10,15 +10,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 
-from paced.methods import PRESET_ORDER
 from paced.report.collect import BASE_METHOD, FORGETTING_OF
 from paced.report.format import MISSING, fmt_mean_std
 
-# Table rows follow the presets' order in paced.methods (one source); "base" first, the oracle control last.
-METHOD_ORDER: tuple[str, ...] = PRESET_ORDER
 # Preferred headline metric of a (task, tier), first present wins: avg@k is the paper's metric.
 PRIMARY_METRICS = ("avg@k", r"avg@\d+", "mc_acc", "acc", "em", "pass@k", r"pass@\d+")
 # forgetting in points / per cent of each probe metric (MC accuracy: the paper's; exact match: the toy probe's)
@@ -40,10 +38,23 @@ def metric_unit(metric: str) -> str:
     return "%" if _PERCENT.match(metric) or metric in FORGETTING_PCT else ""
 
 
+def __getattr__(name: str) -> Any:
+    # METHOD_ORDER: table rows follow the presets' order in paced.methods (the one source), read on first
+    # use because paced.methods imports torch, which a report job does not otherwise need
+    if name == "METHOD_ORDER":
+        from paced.methods import PRESET_ORDER
+
+        return PRESET_ORDER
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def method_order(methods: Sequence[str]) -> list[str]:
-    """Presets in :data:`METHOD_ORDER`; a ``self-`` id (the self-distillation rows) sits just after its preset
-    (``self-uniform-rkl`` after ``uniform-rkl``); any other id follows, alphabetically."""
-    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    """Presets in the order of ``paced.methods.PRESET_ORDER`` (``METHOD_ORDER``); a ``self-`` id (the
+    self-distillation rows) sits just after its preset (``self-uniform-rkl`` after ``uniform-rkl``); any
+    other id follows, alphabetically."""
+    from paced.methods import PRESET_ORDER
+
+    rank = {m: i for i, m in enumerate(PRESET_ORDER)}
 
     def key(m: str) -> tuple[float, int, str]:
         if m in rank:

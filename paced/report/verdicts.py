@@ -21,12 +21,11 @@ import math
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from paced.methods import METHODS, MethodSpec, load_method
 from paced.report.claims import (
     CLAIMS,
     EXPLORATORY,
@@ -41,6 +40,9 @@ from paced.report.collect import BASE_METHOD, PROBE_TASKS
 from paced.report.snr_bell import bell_verdict
 from paced.report.stats import PAIRED_COLUMNS, paired_from_wide, pivot_by_seed, t_bounds
 from paced.report.tables import FORGETTING_PTS, at_budget, budgets, metric_scale, table_columns
+
+if TYPE_CHECKING:
+    from paced.methods import MethodSpec
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN = "reproduced", "not reproduced", "inconclusive", "not run"
 FIRST_STAGE = "first stage only (not judged)"
@@ -92,6 +94,8 @@ def primary_target(claim: Claim, targets: Iterable[tuple[str, str, str]]) -> tup
 
 def method_specs(specs: Mapping[str, Any] | None = None) -> dict[str, MethodSpec]:
     """Method id -> spec: the presets, then ``specs`` (specs, dicts or preset names, e.g. from the config)."""
+    from paced.methods import METHODS, load_method  # on use: paced.methods imports torch
+
     out = {name: METHODS.get(name) for name in METHODS}
     out.update({mid: load_method(s) for mid, s in (specs or {}).items()})
     return out
@@ -119,7 +123,8 @@ def _claim_rows(
     cells = paired_from_wide(ctx["wide"][step], first, second)
     base = {"claim": claim.name, "track": track.name, "step": step, "method": method, "reference": reference}
     if not targets:
-        return [{**base, "family": EXPLORATORY, "verdict": NOT_RUN, "detail": f"no {claim.target} results to judge"}]
+        fam = PRIMARY if step == ctx["final"] else EXPLORATORY  # a primary claim with nothing to judge says so
+        return [{**base, "family": fam, "verdict": NOT_RUN, "detail": f"no {claim.target} results to judge"}]
     idx = pd.MultiIndex.from_tuples(targets, names=["task", "tier", "metric"])
     got = cells.reindex(idx)
     n = got["n_pairs"].fillna(0).to_numpy(dtype=int)

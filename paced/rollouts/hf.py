@@ -83,7 +83,9 @@ class HFSampler(Sampler):
             raise ValueError("HFSampler: the tokenizer has no pad token; set tokenizer.pad_token first")
         self.eos_id = tokenizer.eos_token_id
 
-    @torch.inference_mode()
+    # no_grad, not inference_mode: an FSDP2 student's first all-gather inside inference mode would make its
+    # unsharded parameters inference tensors, which the next training step cannot write into
+    @torch.no_grad()
     def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Rollout]]:
         if isinstance(prompts, str):
             raise TypeError("HFSampler.generate takes a sequence of prompts, not one string")

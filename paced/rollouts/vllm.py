@@ -114,10 +114,12 @@ class VLLMSampler(Sampler):
         return tuple(ids)
 
     def to_vllm_params(self, params: SamplingParams) -> Any:
-        """Our params as ``vllm.SamplingParams`` (no per-request seed; see the module docstring)."""
+        """Our params as ``vllm.SamplingParams`` (no per-request seed; see the module docstring). Greedy asks
+        for one sample (vLLM refuses ``n > 1`` then); :meth:`generate` copies it ``n`` times."""
         return self._vllm.SamplingParams(
-            n=params.n, max_tokens=params.max_new_tokens, temperature=params.temperature, top_p=params.top_p,
-            top_k=params.top_k, min_p=params.min_p, presence_penalty=params.presence_penalty)
+            n=1 if params.temperature == 0 else params.n, max_tokens=params.max_new_tokens,
+            temperature=params.temperature, top_p=params.top_p, top_k=params.top_k, min_p=params.min_p,
+            presence_penalty=params.presence_penalty)
 
     def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Rollout]]:
         if isinstance(prompts, str):
@@ -128,8 +130,8 @@ class VLLMSampler(Sampler):
                                     use_tqdm=_progress_bar if self.progress else False)
         result = []
         for out in outputs:  # vLLM returns outputs in prompt order
-            result.append([Rollout(text=c.text, token_ids=self._ids(c.token_ids))
-                           for c in out.outputs][:params.n])
+            rollouts = [Rollout(text=c.text, token_ids=self._ids(c.token_ids)) for c in out.outputs]
+            result.append(rollouts * params.n if params.temperature == 0 else rollouts[:params.n])
         if len(result) != len(prompts):
             raise RuntimeError(f"vLLM returned {len(result)} outputs for {len(prompts)} prompts")
         return result

@@ -180,8 +180,9 @@ class TeacherCache:
 
     @property
     def nbytes(self) -> int:
-        mem = sum(x.numel() * x.element_size() for e in self._entries.values()
-                  for x in (e.logp, e.ids, e.tail_logp) if x is not None)
+        """Bytes of the entries as stored: fp32 log-probs and tail, int32 ids."""
+        mem = sum(x.numel() * 4 for e in self._entries.values() for x in (e.logp, e.ids, e.tail_logp)
+                  if x is not None)
         return mem + (self._reader.nbytes if self._reader is not None else 0)
 
     @property

@@ -50,7 +50,7 @@ class DistillConfig:
     has ≥ 32,768 entries. Same loss and gradients as the logits path. With ``fused`` on, the
     in-memory teacher cache is not used (it holds dense [T, V] log-probs); use a shared cache file.
     ``teacher_cache_path``: a :class:`paced.teacher_cache.TeacherCache` ``.npz`` written once by
-    :func:`paced.trainer.cache_stage.build_teacher_cache` from this teacher on these references and
+    :func:`paced.teacher_cache.build_teacher_cache` from this teacher on these references and
     read by every method and seed (teacher-forced stages with a separate teacher only; it takes
     precedence over ``teacher_cache``). ``teacher_cache_top_k``: the top-k it was built with
     (None = exact); checked when the file loads. A top-k cache serves ``forward_kl`` stages only;

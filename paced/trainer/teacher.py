@@ -6,7 +6,7 @@ prompt does not. Teacher logits on fixed references can be cached (exact all-V l
 :class:`paced.teacher_cache.TeacherCache`): each problem's are computed once, alone (no padding),
 so the cached values do not depend on batch composition and a resumed run sees exactly the values
 an uninterrupted one saw. A *shared* cache file (``DistillConfig.teacher_cache_path``, written once
-by :func:`paced.trainer.cache_stage.build_teacher_cache`) serves every method and seed; its sidecar
+by :func:`paced.teacher_cache.build_teacher_cache`) serves every method and seed; its sidecar
 ``<path>.json`` holds a hash of each problem's reference ids, checked before an entry is used.
 """
 
@@ -91,7 +91,7 @@ class TeacherScorer:
             return self._shared
         if not Path(path).is_file():
             raise FileNotFoundError(f"teacher_cache_path={str(path)!r} does not exist; build it with "
-                                    "paced.trainer.cache_stage.build_teacher_cache")
+                                    "paced.teacher_cache.build_teacher_cache")
         cache = TeacherCache.load(path)
         if cache.top_k != top_k:
             raise ValueError(f"teacher cache {str(path)!r} was built with top_k={cache.top_k!r}, but "

@@ -3,6 +3,14 @@ RUN_FILES = [L.run_json(m, s) for m in SUITE.method_ids for s in SUITE.seeds]
 AFTER_RATES = [L.passrates(m, SUITE.seeds[0]) for m in SUITE.after_passrate_methods]
 SNR_FILES = [L.snr] if SUITE.snr.enabled else []
 
+# seconds of CPU each: on a cluster they run on the submitting host, not as jobs in the GPU partition
+localrules:
+    summary,
+    tables,
+    figures,
+    calibration,
+    ablation_summary,
+
 
 rule summary:
     input:
@@ -21,6 +29,7 @@ rule tables:
     input:
         summary=L.summary,
         snr=SNR_FILES,
+        runs=RUN_FILES,
     output:
         flag=L.tables_flag,
         tables=report(directory(L.tables_dir), category="Tables", caption="../report/tables.rst",
