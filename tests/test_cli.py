@@ -153,6 +153,19 @@ def test_exported_tasks_run_with_stock_lm_eval(tmp_path: Path) -> None:
     assert 0.0 <= json.loads(result.read_text())["results"]["paced_toy_arith"]["avg@k,first_2"] <= 1.0
 
 
+def test_world_build_then_export_its_tasks(tmp_path: Path) -> None:
+    from lm_eval.tasks import TaskManager
+
+    world = tmp_path / "world"
+    assert main(["world", "build", str(world), "--preset", "tiny"]) == 0
+    assert json.loads((world / "world.json").read_text())["sizes"]["train"] > 0
+    assert main(["world", "build", str(world), "--preset", "tiny"]) == 2  # exists: needs --overwrite
+    out = tmp_path / "tasks"
+    assert main(["tasks", "export", str(out), "--world", str(world), "-k", "2"]) == 0
+    names = set(TaskManager(include_path=str(out), include_defaults=False).all_tasks)
+    assert {"paced_toy_arith", "paced_toy_probe_mc", "paced_toy_probe_em"} <= names
+
+
 def test_plan_runs_on_the_paper_config(capsys: pytest.CaptureFixture[str]) -> None:
     from paced.cli.plan import _plan_module
 

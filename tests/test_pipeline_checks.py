@@ -163,3 +163,67 @@ def test_a_full_tmpfs_fails_the_job_and_leaves_no_record(tmp_path):
         assert not (mnt / "result.json").exists()
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
+
+
+# --- through the real Snakefile ------------------------------------------------------------------------------
+
+def _snakemake(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GOMP_SPINCOUNT": "1000", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(("edit", "match"), [
+    ({"train": {"steps": 8.0}}, "train.steps=8.0: must be an integer"),
+    ({"seeds": [0, 2**64]}, r"seeds[1]=18446744073709551616: seeds must lie in [0, 2^32)"),
+    ({"results_dir": "/"}, "results_dir='/': the filesystem root or a system directory"),
+])
+def test_snakefile_refuses_bad_values_before_planning(tmp_path, edit, match):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"results_dir": str(tmp_path / "r"), **edit}))
+    proc = _snakemake("-n", "--configfile", ".test/config/config.yaml", str(bad))
+    assert proc.returncode != 0 and match in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-2000:]
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_results_dir_held_by_another_workflow_is_refused_before_any_job(tmp_path):
+    results = tmp_path / "r"
+    results.mkdir()
+    (results / ".paced.lock").write_text(json.dumps({"host": "another-host", "pid": 1, "cwd": "/other/clone"}))
+    proc = _snakemake("--configfile", ".test/config/config.yaml", "--config", f"results_dir={results}")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "in use by another workflow" in out and "/other/clone" in out, out[-2000:]
+    assert sorted(p.name for p in results.iterdir()) == [".paced.lock"]  # nothing ran
+
+
+# --- evaluating a failed run: the run's failure, recorded; a lost checkpoint of a finished run: the job fails --
+
+def _eval_params(results: Path, method: str = "paced-fkl") -> dict:
+    ckpt = results / "runs" / method / "seed0" / "checkpoints" / "step8"
+    return {"results": str(results), "method": method, "seed": 0, "models": {"8": str(ckpt)},
+            "tasks": [{"name": "arith", "task": "toy_arith", "path": "x.jsonl", "k": 4, "limit": None}],
+            "eval": {"max_new_tokens": 8, "temperature": 1.0, "batch_size": 4},
+            "model_config": {"dtype": "float32", "trust_remote_code": False, "chat_template": False},
+            "backend": "hf", "device": "cpu"}
+
+
+def test_evaluating_a_failed_run_records_the_runs_failure(tmp_path):
+    from paced.pipeline import evaluate
+
+    run_json = tmp_path / "runs/paced-fkl/seed0/run.json"
+    run_json.parent.mkdir(parents=True)
+    run_json.write_text(json.dumps({"error": "NonFiniteLossError: non-finite loss at step 3"}))
+    evaluate.run(_eval_params(tmp_path), on_error="record")
+    record = json.loads((tmp_path / "eval/paced-fkl/seed0/step8/arith.json").read_text())
+    assert record["error"].startswith("RunFailedError: run paced-fkl/seed0 failed") and "step 3" in record["error"]
+
+
+def test_a_missing_checkpoint_of_a_finished_run_fails_the_job(tmp_path):
+    from paced.pipeline import evaluate
+
+    run_json = tmp_path / "runs/paced-fkl/seed0/run.json"
+    run_json.parent.mkdir(parents=True)
+    run_json.write_text(json.dumps({"identity": {"digest": "abc"}}))
+    with pytest.raises(FileNotFoundError, match="checkpoint of a finished run is missing"):
+        evaluate.run(_eval_params(tmp_path), on_error="record")
+    assert not (tmp_path / "eval").exists()

@@ -25,8 +25,8 @@ def run(args: argparse.Namespace) -> None:
 
     cfg = WorldConfig.preset(args.preset, seed=args.seed)
     record = build_world(cfg, args.out, overwrite=args.overwrite, workers=args.workers)
-    log.info("world (preset %s, seed %d) built in %s: %s", args.preset, args.seed, args.out,
-             ", ".join(sorted(record)))
+    log.info("world (preset %s, seed %d) built in %s; problems per set: %s", args.preset, args.seed, args.out,
+             record.get("sizes"))
 
 
 BUILD = Command("build", "build the toy world into a folder", add_arguments, run,
