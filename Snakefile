@@ -9,6 +9,7 @@ from snakemake.utils import min_version, validate
 
 from paced.pipeline.config_checks import check_integers, check_size
 from paced.pipeline.schema_errors import describe_schema_error, load_schema
+from paced.plan import check_config
 
 # CPU torch stalls 2-5x in OpenMP spin-waits without this; every job inherits it.
 os.environ.setdefault("GOMP_SPINCOUNT", "1000")
@@ -24,6 +25,7 @@ try:
     check_size(config)  # before anything walks it: an alias bomb or a huge list is refused at once
     validate(config, SCHEMA)
     check_integers(config, load_schema(os.path.join(workflow.basedir, SCHEMA)))
+    check_config(config, gpu_mem_gb=float(config["resources"]["gpu_mem_gb"]))  # paced plan: memory, context
 except (WorkflowError, ValueError) as err:  # one line naming the key, not the whole failing sub-schema
     raise WorkflowError(f"invalid config: {describe_schema_error(err)}") from None
 

@@ -7,7 +7,8 @@ A job's imports are its script's own (``from paced.pipeline import report``) plu
 function it calls (``report.tables`` imports ``paced.report`` on entry), found by reading the code, not by
 running the job. Each script's imports run in a fresh interpreter ``--repeat`` times, one after the other;
 the table gives the median wall time, the spread, and which heavy libraries were loaded. ``python -c pass``
-is the floor every job pays. The load average is printed: on a shared machine the figures scale with it.
+is the floor every job pays; Snakemake's own script preamble is printed beside it (every job pays it too,
+and it is not counted in the rows). The load average is printed: on a shared machine the figures scale with it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ SCRIPTS = ROOT / "workflow" / "scripts"
 REPORT_JOBS = ("summary", "tables", "figures", "calibration", "ablation_summary")
 HEAVY = ("torch", "transformers", "lm_eval", "datasets", "vllm", "accelerate", "matplotlib", "pandas", "scipy")
 GOAL_S = 3.0
+# what Snakemake's ``script:`` preamble imports to unpickle the ``snakemake`` object (paid by every job, on top)
+SNAKEMAKE_PREAMBLE = ["from snakemake.logging import logger", "from snakemake.iocontainers import Snakemake"]
 
 
 def _imports(nodes: list[ast.AST]) -> list[str]:
@@ -99,8 +102,10 @@ def main() -> None:
     print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}; cores: {os.cpu_count()}; "
           f"{args.repeat} run(s) each, median")
     floor = statistics.median(time_imports(["pass"], args.repeat)[0])
+    preamble = statistics.median(time_imports(SNAKEMAKE_PREAMBLE, args.repeat)[0])
     print(f"{'job':<18} {'kind':<8} {'median s':>9} {'min..max s':>12}  heavy libraries imported")
     print(f"{'(python -c pass)':<18} {'':<8} {floor:9.2f}")
+    print(f"{'(snakemake part)':<18} {'':<8} {preamble:9.2f}  what Snakemake's script preamble imports, per job")
     worst_report = 0.0
     for name in names:
         times, loaded = time_imports(job_imports(SCRIPTS / f"{name}.py"), args.repeat)

@@ -20,10 +20,10 @@ import time
 import torch
 
 from paced.rollouts import HFSampler, SamplingParams
-from paced.world.recipes import arith_max_new_tokens
 from paced.world.config import WorldConfig
 from paced.world.data import learnable_spec, sample_chain
 from paced.world.models import make_model
+from paced.world.recipes import arith_max_new_tokens
 from paced.world.tokenizer import build_char_tokenizer
 
 

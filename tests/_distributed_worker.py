@@ -20,7 +20,12 @@ import torch.distributed as dist
 
 STEP_DOCS = 6  # problems in the (a) step: 3 per process
 WEIGHTS = np.array([0.25, 0.0, 0.5, 0.125, 1.0, 0.75])  # one zero: dropped, never forwarded
-DIVERGENCES = ("forward_kl", "reverse_kl", "adaptive_kl")
+# (a) cases: name -> (divergence, teacher, extra config); the sharded teacher and the self-teacher (the
+# sharded student itself, prompted with the answer) run the same step as the replicated separate teacher
+STEP_CASES = {"forward_kl": ("forward_kl", "separate", {}), "reverse_kl": ("reverse_kl", "separate", {}),
+              "adaptive_kl-checkpointed": ("adaptive_kl", "separate", {"gradient_checkpointing": True}),
+              "forward_kl-sharded-teacher": ("forward_kl", "separate", {"teacher_sharding": "shard"}),
+              "reverse_kl-self-teacher": ("reverse_kl", "self", {})}
 KILL_AFTER = 2
 # (c): an FKL stage (steps 1-2), then on-policy RKL (steps 3-4) sampled with HF generate from the sharded student
 RUN_METHOD = {"preset": "paced-fkl-then-rkl", "refresh": "online"}
@@ -43,10 +48,12 @@ def config(world: dict[str, str], out: Path, **kw):
     return DistillConfig(**{**base, **kw})
 
 
-def step_method(divergence: str):
+def step_method(divergence: str, teacher: str = "separate"):
     from paced.methods import StageSpec, get_method
 
     stage = StageSpec(divergence=divergence, fraction=1.0, source="references")
+    if teacher == "self":
+        return dataclasses.replace(get_method("uniform-fkl"), stages=(stage,), teacher="self")
     return dataclasses.replace(get_method("uniform-fkl"), stages=(stage,))
 
 
@@ -136,11 +143,11 @@ def _local_optimizer(optimizer, local_tensor) -> dict:
 def run_main(world: dict[str, str], out: Path, rank: int) -> None:
     from paced.trainer import distill
 
-    for div in DIVERGENCES:
-        cfg = config(world, out / "unused", sharding="fsdp", micro_batch_size=1)
-        res = one_step(cfg, step_method(div))
+    for case, (div, teacher, extra) in STEP_CASES.items():
+        cfg = config(world, out / "unused", sharding="fsdp", micro_batch_size=1, **extra)
+        res = one_step(cfg, step_method(div, teacher))
         if rank == 0:
-            torch.save(res, out / f"a_{div}.pt")
+            torch.save(res, out / f"a_{case}.pt")
     teachers(world, out, rank)
     cfg = config(world, out / "unused", sharding="fsdp", dtype="bfloat16", lr=1e-6, micro_batch_tokens=64)
     res = one_step(cfg, step_method("forward_kl"))

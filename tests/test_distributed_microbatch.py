@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +133,13 @@ def test_checkpoint_is_written_in_dtype_and_resumes_from_exact_master_weights(wo
     assert {t.dtype for t in master.values()} == {torch.float32}
     cast = load_file(str(ckpt / "model.safetensors"))
     assert any(not torch.equal(master[k].to(torch.bfloat16).float(), master[k]) for k in cast)  # finer than bf16
+    final = Path(cfg.out_dir) / "checkpoints" / "step2"
+    uninterrupted = load_state(final)["master_weights"]
+    shutil.rmtree(final)  # as if killed after the step-1 checkpoint
+    distill(cfg, "uniform-fkl", resume=True)
+    resumed = load_state(final)["master_weights"]
+    for k, v in uninterrupted.items():
+        torch.testing.assert_close(resumed[k], v, rtol=0, atol=0, msg=k)
 
 
 def test_scale_fields_are_validated_with_field_value_and_range():

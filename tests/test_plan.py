@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,6 +22,7 @@ from paced.plan.memory import (
     training_state_bytes,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
 FITTING = {"micro_batch_size": 4, "micro_batch_tokens": 32768, "max_seq_len": 8704, "gradient_checkpointing": True,
            "sampler_batch_size": 32}  # the micro-batch settings chosen for config/paper.yaml on 8 x 80 GB
 
@@ -114,7 +116,7 @@ def test_arch_read_from_a_local_config_json(tmp_path):
 
 
 def _paper(**train: object) -> dict:
-    cfg = copy.deepcopy(load_config(["config/paper.yaml"]))
+    cfg = copy.deepcopy(load_config([str(ROOT / "config" / "paper.yaml")]))
     cfg["train"].update(train)
     return cfg
 
@@ -144,7 +146,7 @@ def test_refusal_names_gpus_when_one_gpu_is_too_small():
 
 
 def test_context_refusal_names_the_model_and_the_key():
-    cfg = load_config(["config/paper-self.yaml"])
+    cfg = load_config([str(ROOT / "config" / "paper-self.yaml")])
     cfg["train"].update(FITTING)
     with pytest.raises(ValueError, match=r"'Qwen/Qwen2.5-Math-7B-Instruct' has 4096 positions.*"
                                          r"set sampling.max_new_tokens <= 3584"):
@@ -157,12 +159,18 @@ def test_context_refusal_names_the_model_and_the_key():
 
 
 def test_world_config_is_not_sized_and_main_exit_codes(tmp_path, capsys):
-    check_config(load_config(["config/config.yaml"]))  # the toy world's models do not exist yet: nothing to check
+    # the toy world's models do not exist before it is built: nothing to check
+    check_config(load_config([str(ROOT / "config" / "config.yaml")]))
+    unknown = _paper()
+    unknown["models"]["teacher"] = "someorg/not-downloaded"
+    check_config(unknown)  # nothing to size the model from: the workflow is not refused (paced plan refuses)
+    with pytest.raises(ValueError, match="no architecture facts for model 'someorg/not-downloaded'"):
+        plan(unknown, PlanSettings())
     good = tmp_path / "mb.yaml"
     good.write_text(json.dumps({"train": FITTING}))  # JSON is YAML
-    assert main(["--configfile", "config/paper.yaml", str(good)]) == 0
+    assert main(["--configfile", str(ROOT / "config" / "paper.yaml"), str(good)]) == 0
     assert "every rule fits" in capsys.readouterr().out
-    assert main(["--configfile", "config/paper.yaml", str(good), "--gpu-mem-gb", "16"]) == 2
+    assert main(["--configfile", str(ROOT / "config" / "paper.yaml"), str(good), "--gpu-mem-gb", "16"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("paced plan: error: refused:") and len(err.strip().splitlines()) == 1
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from paced.tasks import TASKS, DataError, Doc, get_task
-from paced.tasks.rows import load_rows
 from paced.tasks.math import extract_boxed, math_equal, split_indices, strip_dapo_wrapper
+from paced.tasks.rows import load_rows
 
 FIX = Path(__file__).parent / "fixtures"
 

@@ -202,3 +202,25 @@ def test_cache_serves_every_stage_predicate():
     assert cache_serves_every_stage(get_method("paced-fkl"), top_k=64)
     assert not cache_serves_every_stage(get_method("paced-fkl-then-rkl"), top_k=64)  # RKL on its own samples
     assert not cache_serves_every_stage(get_method("self-paced-rkl"), top_k=None)  # the self-teacher
+
+
+def test_build_in_chunks_and_shards_equals_one_chunk_one_shard(tmp_path):
+    """The stage on a tiny world: 3-token lm_head chunks and ~20-token shards give the same cache as one chunk
+    and one shard, and the built cache reads lazily."""
+    from _distill_world import build
+
+    from paced.teacher_cache import build_teacher_cache
+
+    world = build(tmp_path / "world", n_learnable=4, n_intractable=1)
+    small = build_teacher_cache(world["teacher"], "toy_arith", world["data"], None, str(tmp_path / "a.npz"),
+                                top_k=4, token_chunk=3, shard_tokens=20)
+    whole = build_teacher_cache(world["teacher"], "toy_arith", world["data"], None, str(tmp_path / "b.npz"),
+                                top_k=4, token_chunk=10**6, shard_tokens=10**9)
+    assert len(list((tmp_path / "a.npz.shards").glob("*.logp.npy"))) > 1
+    assert len(list((tmp_path / "b.npz.shards").glob("*.logp.npy"))) == 1
+    assert list(small) == list(whole) and len(small) == 5 and small.opened_shards == []
+    for pid in whole:
+        a, b = small[pid], whole[pid]
+        torch.testing.assert_close(a.logp, b.logp, rtol=1e-6, atol=1e-6)
+        assert torch.equal(a.ids, b.ids)
+        torch.testing.assert_close(a.tail_logp, b.tail_logp, rtol=1e-6, atol=1e-6)

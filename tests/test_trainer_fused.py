@@ -13,15 +13,15 @@ from safetensors.torch import load_file
 
 from paced import fused as fused_mod
 from paced.methods import StageSpec, get_method
+from paced.passrate.state import PassRateState
 from paced.tasks.base import get_task
+from paced.teacher_cache import build_teacher_cache
 from paced.trainer import DistillConfig, distill
 from paced.trainer import step as step_mod
-from paced.teacher_cache import build_teacher_cache
 from paced.trainer.config import FUSED_AUTO_MIN_VOCAB
 from paced.trainer.setup import reference_ids
 from paced.trainer.step import StepContext, batch_loss, use_fused
 from paced.trainer.teacher import TeacherScorer, sidecar_path, student_prompt, teacher_prompt
-from paced.passrate.state import PassRateState
 from paced.world.tokenizer import build_char_tokenizer
 
 

@@ -29,7 +29,10 @@ def setup_logging(log_path: str | Path | None, level: int = logging.INFO) -> Non
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_path, mode="w", encoding="utf-8"))
+        Path(log_path).write_text("", encoding="utf-8")  # a fresh log per run
+        # append mode: a handler closed by a library's logging.config.dictConfig (vLLM's, at engine start)
+        # reopens on the next record; a mode="w" handler would drop every later line
+        handlers.append(logging.FileHandler(log_path, mode="a", encoding="utf-8"))
     logging.basicConfig(level=level, handlers=handlers, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

@@ -20,7 +20,10 @@ from paced.pipeline.common import decoding, device
 
 log = logging.getLogger(__name__)
 
-NOT_PARAMS = ("out_dir", "progress")  # where a run writes and whether it shows a bar: not what it learns
+NOT_PARAMS = ("out_dir", "progress")
+# train.* keys passed to DistillConfig as they are (the sharded path, micro-batches, precision)
+SCALE_KEYS = ("sharding", "teacher_sharding", "master_dtype", "micro_batch_size", "micro_batch_tokens", "max_seq_len",
+              "gradient_checkpointing")  # where a run writes and whether it shows a bar: not what it learns
 
 
 def distill_config(suite: Any, method: str, seed: int, *, passrates: str | None, references: str,
@@ -37,12 +40,14 @@ def distill_config(suite: Any, method: str, seed: int, *, passrates: str | None,
         out_dir=suite.layout.run_dir(method, seed), references=references,
         passrates=passrates, steps=train.steps, batch_size=train.batch_size, lr=train.lr,
         warmup_steps=train.warmup_steps, save_steps=tuple(s for s in train.save_steps if s < train.steps),
-        seed=seed, sampler="hf", sampler_batch_size=samp.batch_size, max_new_tokens=samp.max_new_tokens,
+        seed=seed, sampler="hf", sampler_batch_size=train.sampler_batch_size or samp.batch_size,
+        max_new_tokens=samp.max_new_tokens,
         temperature=samp.temperature, decoding=decoding(samp.values), chunk_size=train.chunk_size,
         device=device(suite.resources.gpus_train),
         dtype=models.dtype, teacher_cache_path=teacher_cache, teacher_cache_top_k=train.teacher_cache_top_k,
         chat_tokenizer=suite.student if models.chat_template else None,
-        trust_remote_code=models.trust_remote_code)
+        trust_remote_code=models.trust_remote_code,
+        **{k: train[k] for k in SCALE_KEYS})
 
 
 def params(suite: Any, method: str, seed: int) -> dict[str, Any]:

@@ -68,16 +68,17 @@ def mixed_precision(compute: torch.dtype, master: torch.dtype) -> Any:
     return MixedPrecisionPolicy(param_dtype=compute, reduce_dtype=torch.float32)
 
 
-def shard(model: torch.nn.Module, *, compute: torch.dtype, master: torch.dtype) -> torch.nn.Module:
+def shard(model: torch.nn.Module, device: torch.device, *, compute: torch.dtype,
+          master: torch.dtype) -> torch.nn.Module:
     """``fully_shard`` each decoder layer (resharded after its forward), then the root (kept
     unsharded from its forward until backward: the fused path reads ``lm_head.weight`` after the
-    forward); returns the same, now sharded, module."""
+    forward); returns the same, now sharded, module, its shards moved to ``device`` (a model still
+    on the CPU never exists whole on the GPU)."""
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
     require_process_group("sharding a model")
-    device_type = next(model.parameters()).device.type  # CPU runs stay on CPU even where CUDA exists
-    mesh = init_device_mesh(device_type, (world_size(),))
+    mesh = init_device_mesh(device.type, (world_size(),))  # CPU runs stay on CPU even where CUDA exists
     kwargs: dict[str, Any] = {"mesh": mesh}
     policy = mixed_precision(compute, master)
     if policy is not None:
@@ -165,8 +166,8 @@ def check_same_on_every_rank(model: torch.nn.Module, what: str, device: torch.de
     """
     if world_size() == 1:
         return
-    sums = torch.stack([torch.stack([p.detach().double().sum(), p.detach().double().abs().sum()])
-                        for p in model.parameters()]).to(device)  # (P, 2)
+    sums = torch.stack([torch.stack([p.detach().double().sum(), p.detach().double().abs().sum()]).cpu()
+                        for p in model.parameters()]).to(device)  # (P, 2); NCCL gathers device tensors
     gathered = [torch.empty_like(sums) for _ in range(world_size())]
     dist.all_gather(gathered, sums)
     bad = [r for r, g in enumerate(gathered) if not torch.equal(g, gathered[0])]

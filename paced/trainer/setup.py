@@ -139,16 +139,21 @@ def prepare_student(config: DistillConfig, acc: Any, ckpt: Path | None) -> tuple
     """The trainable student in ``master_dtype`` with its AdamW and lr schedule: sharded with FSDP2
     (``sharding='fsdp'``) or prepared by accelerate (one process, or DDP)."""
     import torch
+    from accelerate.utils import DistributedType
 
+    if acc.distributed_type == DistributedType.FSDP:
+        raise ValueError("this run was launched with accelerate's FSDP config, which reshards lm_head outside the "
+                         "forward (the fused path cannot read it) and cannot be tested on CPU; set "
+                         "DistillConfig.sharding='fsdp' and launch with torchrun "
+                         "(paced.trainer.distributed.torchrun_command) instead")
     model = load_model(ckpt or config.student, config.torch_master_dtype, trainable=True,
                        trust_remote_code=config.trust_remote_code)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if config.sharding == "fsdp":
         require_process_group("DistillConfig.sharding='fsdp'")
-        model = model.to(acc.device)
         check_same_on_every_rank(model, f"student {config.student!r}", acc.device)
-        model = shard(model, compute=config.torch_dtype, master=config.torch_master_dtype)
+        model = shard(model, acc.device, compute=config.torch_dtype, master=config.torch_master_dtype)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     warm = config.warmup_steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warm + 1)))
@@ -162,12 +167,12 @@ def load_teacher(config: DistillConfig, device: Any) -> Any:
     across processes, then kept whole (``teacher_sharding='replicate'``) or sharded (``'shard'``)."""
     assert config.teacher is not None, "a separate teacher needs DistillConfig.teacher (validate_run checks this)"
     teacher = load_model(config.teacher, config.torch_dtype, trainable=False,
-                         trust_remote_code=config.trust_remote_code).to(device)
+                         trust_remote_code=config.trust_remote_code)
     check_same_on_every_rank(teacher, f"teacher {config.teacher!r}", device)
     if config.teacher_sharding == "shard":
         require_process_group("DistillConfig.teacher_sharding='shard'")
-        teacher = shard(teacher, compute=config.torch_dtype, master=config.torch_dtype)
-    return teacher
+        return shard(teacher, device, compute=config.torch_dtype, master=config.torch_dtype)
+    return teacher.to(device)
 
 
 def make_accelerator(config: DistillConfig) -> Any:

@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.cmd == "make":
         m = make_shipped(args.name, args.out)
-        log.info("%s: %d files, %.1f MB", m["name"], len(m["files"]), sum(f["bytes"] for f in m["files"].values()) / 1e6)
+        size_mb = sum(f["bytes"] for f in m["files"].values()) / 1e6
+        log.info("%s: %d files, %.1f MB", m["name"], len(m["files"]), size_mb)
     elif args.cmd == "verify":
         m = verify(args.path)
         log.info("%s: all %d files match %s (digest %s)", args.path, len(m["files"]), MANIFEST,

@@ -25,7 +25,7 @@ from paced.world.config import WorldConfig
 from paced.world.recipes import make_datasets, model_record, save_model, select_hard, train_student, train_teacher
 from paced.world.tokenizer import build_char_tokenizer
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("paced.world.worker")  # not __name__: run as ``python -m`` this module is __main__
 
 ROLES = ("teacher", "student")
 

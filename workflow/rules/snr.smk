@@ -13,6 +13,6 @@ rule snr:
         stage=snr_stage.params(SUITE),
     threads: 1
     resources:
-        gpu=SUITE.resources.gpus_train,
+        gpu=min(1, SUITE.resources.gpus_train),  # one process on one device
     script:
         "../scripts/snr.py"
