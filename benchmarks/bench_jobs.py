@@ -1,7 +1,7 @@
 """Per-job fixed cost: the imports each workflow script pays before it does any work (goal: <= 3 s for the
 report jobs on 2 cores).
 
-    GOMP_SPINCOUNT=1000 python benchmarks/bench_jobs.py [--repeat 3] [--scripts summary tables]
+    GOMP_SPINCOUNT=1000 python benchmarks/bench_jobs.py [--repeat 3] [--scripts summary tables] [--with-torch]
 
 A job's imports are its script's own (``from paced.pipeline import report``) plus those inside the pipeline
 function it calls (``report.tables`` imports ``paced.report`` on entry), found by reading the code, not by
@@ -93,10 +93,26 @@ def time_imports(lines: list[str], repeat: int) -> tuple[list[float], list[str]]
     return times, [m for m in loaded.split(",") if m]
 
 
+def _print_with_torch(name: str, lines: list[str], repeat: int) -> float:
+    """The job's imports, and the same plus ``import torch``, alternated run by run (a fair pair under load)."""
+    plain: list[float] = []
+    torch: list[float] = []
+    for _ in range(repeat):
+        plain += time_imports(lines, 1)[0]
+        torch += time_imports([*lines, "import torch"], 1)[0]
+    a, b = statistics.median(plain), statistics.median(torch)
+    print(f"{name:<18} {'report':<8} {a:9.2f} {min(plain):5.2f}..{max(plain):5.2f}  "
+          f"with torch: {b:.2f} s ({b / a:.1f}x)")
+    return a
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3, help="fresh interpreters per script (median reported)")
     ap.add_argument("--scripts", nargs="*", help="script names without .py (default: every workflow script)")
+    ap.add_argument("--with-torch", action="store_true",
+                    help="also time each report job's imports plus `import torch` (what they paid before torch "
+                         "was kept out of them), alternating the two in fresh interpreters")
     args = ap.parse_args()
     names = args.scripts or sorted(p.stem for p in SCRIPTS.glob("*.py"))
     print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}; cores: {os.cpu_count()}; "
@@ -108,8 +124,12 @@ def main() -> None:
     print(f"{'(snakemake part)':<18} {'':<8} {preamble:9.2f}  what Snakemake's script preamble imports, per job")
     worst_report = 0.0
     for name in names:
-        times, loaded = time_imports(job_imports(SCRIPTS / f"{name}.py"), args.repeat)
         kind = "report" if name in REPORT_JOBS else "compute"
+        lines = job_imports(SCRIPTS / f"{name}.py")
+        if args.with_torch and kind == "report":
+            worst_report = max(worst_report, _print_with_torch(name, lines, args.repeat))
+            continue
+        times, loaded = time_imports(lines, args.repeat)
         med = statistics.median(times)
         if kind == "report":
             worst_report = max(worst_report, med)

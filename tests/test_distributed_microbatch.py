@@ -46,6 +46,30 @@ def test_plan_cuts_length_sorted_micro_batches_within_the_budget():
             assert len(g) <= rows and (len(g) == 1 or padded_tokens([ls[i] for i in g]) <= budget)
 
 
+def test_on_policy_micro_batches_of_a_sharded_student_fit_one_sampler_chunk(monkeypatch):
+    """Every process must call generate as often as the others (FSDP all-gathers pair up across processes):
+    on-policy micro-batches of a sharded student hold at most sampler_batch_size problems, one chunk each."""
+    from types import SimpleNamespace
+
+    from paced.methods import StageSpec
+    from paced.trainer import step
+
+    docs = [SimpleNamespace(id=f"p{i}") for i in range(10)]
+    cfg = SimpleNamespace(micro_batch_size=None, micro_batch_tokens=None, sampler_batch_size=2, max_new_tokens=4,
+                          max_seq_len=None)
+    ids = {d.id: [1, 2, 3] for d in docs}
+    ctx = SimpleNamespace(config=cfg, model=None, student_ids=ids, teacher_ids=ids, references=ids)
+    weights = np.ones(10)
+    rkl, fkl = StageSpec(divergence="reverse_kl", fraction=1.0), StageSpec(divergence="forward_kl", fraction=1.0)
+    assert rkl.on_policy and not fkl.on_policy
+    monkeypatch.setattr(step, "is_sharded", lambda model: True)
+    plan = step.rank_micro_batches(ctx, docs, weights, rkl, rank=1, nproc=2)
+    assert sorted(i for g in plan for i in g) == [1, 3, 5, 7, 9] and max(len(g) for g in plan) == 2
+    assert len(step.rank_micro_batches(ctx, docs, weights, fkl, rank=1, nproc=2)) == 1  # teacher-forced: no cap
+    monkeypatch.setattr(step, "is_sharded", lambda model: False)
+    assert len(step.rank_micro_batches(ctx, docs, weights, rkl, rank=1, nproc=2)) == 1  # DDP samples locally
+
+
 def test_cap_response_keeps_prompt_plus_response_within_the_cap():
     assert cap_response([1, 2, 3, 4], 3, 5, "p") == [1, 2]
     assert cap_response([1, 2, 3, 4], 3, None, "p") == [1, 2, 3, 4]
@@ -96,6 +120,23 @@ def test_max_seq_len_equals_training_on_cut_references(world, tmp_path, monkeypa
     cut = one_step(config(world, tmp_path), step_method("forward_kl"))
     assert capped["loss"] == pytest.approx(cut["loss"], rel=1e-6)
     assert uncapped["loss"] != pytest.approx(cut["loss"], rel=1e-3)  # the cap did cut something
+
+
+@pytest.mark.parametrize("top_k", [None, 5])
+def test_max_seq_len_cuts_the_shared_teacher_cache_too(world, tmp_path, top_k):
+    """A cache holds whole references; under the cap its entries are cut to the same tokens."""
+    from paced.teacher_cache import build_teacher_cache
+
+    cache = tmp_path / "teacher.npz"
+    build_teacher_cache(world["teacher"], "toy_arith", world["data"], None, str(cache), top_k=top_k)
+    for fused in ("on", "off"):
+        kw = dict(max_seq_len=14, fused=fused, teacher_cache_top_k=top_k)
+        live = one_step(config(world, tmp_path, **kw), step_method("forward_kl"))
+        cached = one_step(config(world, tmp_path, teacher_cache_path=str(cache), **kw), step_method("forward_kl"))
+        if top_k is None:  # exact log-probs: the live teacher's loss
+            assert cached["loss"] == pytest.approx(live["loss"], rel=1e-5)
+        else:  # top-5 of 80 tokens + one tail bucket: a coarser distribution, so a lower bound on the exact FKL
+            assert 0 < cached["loss"] <= live["loss"]
 
 
 def test_gradient_checkpointing_is_a_switch_that_keeps_the_step(world, tmp_path):

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from paced.methods import METHODS, MethodSpec, get_method, load_method
+from paced.passrate.state import PassRateState, histogram
+from paced.problem_weights import problem_weights
 from paced.tasks.base import Doc
 from paced.trainer.batches import batch_indices
 from paced.trainer.config import DistillConfig
-from paced.passrate.state import PassRateState, histogram
-from paced.problem_weights import problem_weights
 
 PAPER_ROWS = ["base", "uniform-fkl", "hardfilter-fkl", "akl", "paced-fkl", "paced-fkl-then-rkl",
               "uniform-fkl-then-rkl", "uniform-rkl", "hardfilter-rkl", "paced-rkl", "self-paced-rkl", "oracle-fkl"]

@@ -44,7 +44,7 @@ def test_policies_are_a_registry_with_their_schedules():
     assert refresh_due("per_stage", 5, 1, [5, 5], None, have_state=True) == "stage_start"
     assert refresh_due("per_stage", 6, 1, [5, 5], None, have_state=True) is None
     assert refresh_due("online", 3, 0, [10], None, have_state=True) is None and REFRESH_POLICIES.get("online").online
-    with pytest.raises(ValueError, match="Did you mean .online."):
+    with pytest.raises(ValueError, match=r"Did you mean .online."):
         REFRESH_POLICIES.get("onlin")
 
 
@@ -85,3 +85,13 @@ def test_online_refresh_revisits_zero_weight_problems():
     assert sampler.calls and len(sampler.calls[0][0]) == 2  # one probe each for p0 and p1
     assert ctx.state.counts("p0") == (1, 2)  # the student now solves it: p̂ leaves 0, the problem is back
     assert ctx.state.counts("p1") == (2, 2) and ctx.state.counts("p2") == (1, 2)
+
+
+@pytest.mark.parametrize(("n", "world"), [(10, 2), (9, 2), (7, 4), (3, 4), (1, 2)])
+def test_refresh_shards_are_even_so_sharded_generate_never_hangs(n, world):
+    from paced.trainer.refresh import even_shard
+
+    docs = _docs(n)
+    shards = [even_shard(docs, r, world) for r in range(world)]
+    assert len({len(s) for s in shards}) == 1 and len(shards[0]) == -(-n // world)
+    assert {d.id for s in shards for d in s} == {d.id for d in docs}

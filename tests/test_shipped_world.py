@@ -188,7 +188,12 @@ def test_package_data_globs_cover_every_artifact_file():
 
 @pytest.mark.slow
 def test_the_wheel_ships_the_artifact(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
+    src = tmp_path / "src"  # a copy, so that setuptools' build/ folder is not left in the checkout
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "paced", src / "paced", ignore=shutil.ignore_patterns("__pycache__"))
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
                            "-w", str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     [wheel] = tmp_path.glob("paced-*.whl")

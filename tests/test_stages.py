@@ -10,9 +10,9 @@ import pytest
 from _distill_world import build, toy_rows, write_jsonl
 
 from paced.io import read_json
-from paced.rollouts.base import Rollout, Sampler, SamplingParams, get_sampler
 from paced.passrate.estimate import estimate_pass_rates
 from paced.references import generate_references
+from paced.rollouts.base import Rollout, Sampler, SamplingParams, get_sampler
 from paced.tasks.base import doc_from_row
 
 
@@ -103,7 +103,8 @@ def test_vllm_backend_maps_params_and_strips_eos(monkeypatch):
     sampler = get_sampler("vllm", model="m", seed=3)
     out = sampler.generate(["a", "b"], SamplingParams(n=2, max_new_tokens=5, temperature=0.7, seed=11))
     assert made["llm"]["seed"] == 3 and made["llm"]["model"] == "m"
-    assert vars(made["sp"]) == {"n": 2, "max_tokens": 5, "temperature": 0.7, "top_p": 1.0}  # no per-request seed
+    assert vars(made["sp"]) == {"n": 2, "max_tokens": 5, "temperature": 0.7, "top_p": 1.0, "top_k": 0,
+                                "min_p": 0.0, "presence_penalty": 0.0}  # no per-request seed
     assert [[r.text for r in rs] for rs in out] == [["a!0", "a!1"], ["b!0", "b!1"]]
     assert out[0][1].token_ids == (7, 1)
 

@@ -117,3 +117,21 @@ def test_progress_logs_coarse_lines(caplog: pytest.LogCaptureFixture) -> None:
     lines = [r.getMessage() for r in caplog.records]
     assert [line.split(" in ")[0] for line in lines] == [f"requests: {n}/40 ({p}%)" for n, p in
                                                          ((10, 25), (20, 50), (30, 75), (40, 100))]
+
+
+def test_enable_thinking_reaches_the_chat_template(tmp_path: Path) -> None:
+    """Thinking mode is explicit: ``enable_thinking`` goes to the template (Qwen3's closes an empty think block
+    when it is false); unset, the template's own default holds."""
+    from paced.tasks.base import get_task
+    from paced.world.tokenizer import ASCII_ALPHABET, build_char_tokenizer
+
+    tok = build_char_tokenizer(ASCII_ALPHABET, chat=True)
+    tok.chat_template = ("{% for m in messages %}<u>{{ m['content'] }}</u>{% endfor %}<a>"
+                         "{% if enable_thinking is defined and enable_thinking is false %}<think></think>{% endif %}")
+    tok.save_pretrained(tmp_path)
+    prompts = {flag: get_task("toy_arith", chat_tokenizer=str(tmp_path), enable_thinking=flag).user_turn("1+2=")
+               for flag in (None, True, False)}
+    assert prompts[None] == prompts[True] == "<u>1+2=</u><a>"
+    assert prompts[False] == "<u>1+2=</u><a><think></think>"
+    with pytest.raises(ValueError, match="enable_thinking=False needs a chat template"):
+        get_task("toy_arith", enable_thinking=False)

@@ -75,7 +75,7 @@ def test_sampling_stages_ran_on_vllm_engines_that_were_shut_down(run: Path) -> N
     assert sampling, sorted(str(p) for p in (run / "logs").rglob("*.log"))
     for name, text in sampling.items():
         assert "starting a vLLM engine" in text, name
-        assert "vllm sampling:" in text, name  # progress lines reach the rule's log
+        assert "vllm processed prompts: " in text, name  # progress lines reach the rule's log
     evals = _logs(run, "eval/*.log")
     assert len(evals) == 3, sorted(evals)  # base, and one job per run
     for name, text in evals.items():  # one engine per checkpoint (one budget here), shut down when it is done

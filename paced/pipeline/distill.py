@@ -57,7 +57,7 @@ def params(suite: Any, method: str, seed: int) -> dict[str, Any]:
     cfg = distill_config(suite, method, seed, passrates=lay.passrates(), references=lay.references,
                          teacher_cache=lay.teacher_cache).to_dict()
     return {"config": {k: v for k, v in cfg.items() if k not in NOT_PARAMS}, "method": suite.method_specs[method],
-            "accelerate_config": suite.train.accelerate_config}
+            "accelerate_config": suite.train.accelerate_config, "nproc": max(1, int(suite.resources.gpus_train))}
 
 
 def run(p: Mapping[str, Any], run_json: str, *, on_error: str, context: Mapping[str, Any]) -> None:
@@ -66,24 +66,32 @@ def run(p: Mapping[str, Any], run_json: str, *, on_error: str, context: Mapping[
     from paced.trainer import DistillConfig
 
     config = DistillConfig.from_dict({**p["config"], "out_dir": str(Path(run_json).parent)})
-    run_cell(lambda: run_distill(config, p["method"], accelerate_config=p["accelerate_config"]), [run_json],
-             on_error=on_error, context=context)
+    run_cell(lambda: run_distill(config, p["method"], accelerate_config=p["accelerate_config"],
+                                 nproc=p.get("nproc", 1)), [run_json], on_error=on_error, context=context)
 
 
 def run_distill(config: Any, method: Mapping[str, Any], *, accelerate_config: str | None = None,
-                resume: bool = True) -> None:
-    """Train in this process, or under ``accelerate launch`` when ``accelerate_config`` is given.
+                resume: bool = True, nproc: int = 1) -> None:
+    """Train in this process; under ``torchrun`` with ``nproc`` processes when ``config.sharding == "fsdp"``
+    (FSDP2, a free port per launch, so concurrent runs never collide); or under ``accelerate launch`` (DDP) when
+    ``accelerate_config`` is given.
 
     ``resume=True`` continues a killed run from its latest complete checkpoint of the same run identity.
     """
     from paced.trainer import distill
 
-    if accelerate_config is None:
+    sharded = config.sharding == "fsdp"
+    if accelerate_config is None and not sharded:
         distill(config, dict(method), resume=resume)
         return
     spec = Path(config.out_dir) / "launch.json"
     atomic_write_text(spec, json.dumps({"config": config.to_dict(), "method": dict(method)}, indent=2))
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accelerate_config,
-           "-m", "paced.trainer", str(spec)] + (["--resume"] if resume else [])
+    args = ["-m", "paced.trainer", str(spec)] + (["--resume"] if resume else [])
+    if sharded:
+        from paced.trainer.distributed import torchrun_command
+
+        cmd = torchrun_command(max(1, int(nproc)), args)
+    else:
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accelerate_config, *args]
     log.info("launching: %s", shlex.join(cmd))
     subprocess.run(cmd, check=True)

@@ -123,7 +123,8 @@ def resolve_method(mid: str, override: Mapping[str, Any] | None, passrate: Mappi
     return load_method(d)
 
 
-def _resolve_methods(cfg: Mapping[str, Any]) -> tuple[tuple[str, ...], dict[str, dict[str, Any]]]:
+def resolve_methods(cfg: Mapping[str, Any]) -> tuple[tuple[str, ...], dict[str, dict[str, Any]]]:
+    """The method ids of ``cfg`` and their resolved spec dicts (presets or ``method_overrides``), checked."""
     overrides = cfg.get("method_overrides", {}) or {}
     ids = list(cfg["methods"])
     if len(set(ids)) != len(ids):
@@ -230,7 +231,7 @@ def resolve_suite(cfg: Mapping[str, Any]) -> Suite:
         raise ValueError("data.train_path is required when world.preset is 'none' (a jsonl path or hub id)")
     if not builds:
         check_dataset_available(str(train_path), key="data.train_path")
-    method_ids, specs = _resolve_methods(cfg)
+    method_ids, specs = resolve_methods(cfg)
     seeds = tuple(cfg["seeds"])
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds: {list(seeds)} lists a seed twice")

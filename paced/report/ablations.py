@@ -78,7 +78,7 @@ def ablation_specs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
     Raises ``ValueError`` naming the method and the key for unknown knobs, presets or out-of-range values.
     """
-    from paced.pipeline.suite import _resolve_methods
+    from paced.pipeline.suite import resolve_methods
 
     defaults = {f: MethodSpec.__dataclass_fields__[f].default for f in ("k", "smoothing")}
     passrate = {**defaults, "refresh": "preset", **(config.get("passrate") or {})}
@@ -89,7 +89,7 @@ def ablation_specs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     }
     if not cfg["methods"]:
         raise ValueError("methods: an ablation config must list the methods it compares")
-    return _resolve_methods(cfg)[1]
+    return resolve_methods(cfg)[1]
 
 
 def knob_values(spec: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,8 +6,8 @@ prompts runs under ``torch.random.fork_rng`` seeded with ``params.seed`` + the c
 same prompts, params and ``batch_size`` give the same rollouts and the caller's global RNG is left
 untouched (``generate`` draws from the global generator; it takes no ``torch.Generator``).
 
-At scale: the shared prefill computes logits for the last position only (``logits_to_keep=1``; a full
-prefill of 1,024 prompts of 2k tokens at Qwen3's vocabulary would be ~62 GB of logits), ``batch_size``
+At scale: the shared prefill computes logits for the last position only (``logits_to_keep=1``; full
+logits of 1,024 prompts of 200 tokens at Qwen3's vocabulary of 151,936 are 62 GB in bf16), ``batch_size``
 bounds the prompts per ``generate`` call, and ``synced_gpus`` keeps the ranks of a sharded (FSDP) model
 stepping together until all have finished (a rank that stops early would hang the others' all-gathers).
 """

@@ -138,5 +138,6 @@ class VLLMSampler(Sampler):
 
 
 def _progress_bar(*args: Any, **kwargs: Any) -> LoggingTqdm:
-    kwargs["desc"] = "vllm sampling"
+    # vLLM names its bars ("Adding requests", "Processed prompts"); the log line says they are vLLM's
+    kwargs["desc"] = f"vllm {kwargs.get('desc', 'sampling')}".lower()
     return LoggingTqdm(*args, **kwargs)

@@ -143,11 +143,13 @@ class ChatTask(Task):
     one place; every consumer (sampler, trainer, lm-eval tasks, SNR) sees the templated prompt.
     """
 
-    def __init__(self, inner: Task, tokenizer: Any) -> None:
+    def __init__(self, inner: Task, tokenizer: Any, enable_thinking: bool | None = None) -> None:
         if getattr(tokenizer, "chat_template", None) is None:
             raise ValueError(f"models.chat_template is on, but the tokenizer of {tokenizer.name_or_path!r} has no "
                              f"chat template; set models.chat_template: false or use a chat model's tokenizer")
         self.inner, self.tokenizer = inner, tokenizer
+        # Qwen3's template reads enable_thinking (default on); None leaves the template's default
+        self.template_kwargs = {} if enable_thinking is None else {"enable_thinking": enable_thinking}
         self.name, self.kind = inner.name, inner.kind  # type: ignore[misc]
 
     def format_prompt(self, doc: Doc) -> str:
@@ -156,7 +158,8 @@ class ChatTask(Task):
     def user_turn(self, content: str) -> str:
         """``content`` as the one user message of the chat template, with the generation prompt after it."""
         messages = [{"role": "user", "content": content}]
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                                  **self.template_kwargs)
 
     def extract_answer(self, completion: str) -> str | None:
         return self.inner.extract_answer(completion)
@@ -177,16 +180,21 @@ class ChatTask(Task):
 TASKS: Registry[type[Task]] = Registry("task")
 
 
-def get_task(name: str, *, chat_tokenizer: str | None = None, **kwargs: Any) -> Task:
+def get_task(name: str, *, chat_tokenizer: str | None = None, enable_thinking: bool | None = None,
+             **kwargs: Any) -> Task:
     """Instantiate a registered task by name (``ValueError`` with suggestions if unknown).
 
-    ``chat_tokenizer`` (a tokenizer path or hub id) wraps the task in :class:`ChatTask`.
+    ``chat_tokenizer`` (a tokenizer path or hub id) wraps the task in :class:`ChatTask`; ``enable_thinking``
+    is passed to its chat template (``None``: the template's default).
     """
     import paced.tasks  # noqa: F401  -- importing the package registers the built-in tasks
 
     task = TASKS.get(name)(**kwargs)
     if chat_tokenizer is None:
+        if enable_thinking is not None:
+            raise ValueError(f"enable_thinking={enable_thinking} needs a chat template: set models.chat_template: "
+                             "true (or leave enable_thinking unset)")
         return task
     from transformers import AutoTokenizer
 
-    return ChatTask(task, AutoTokenizer.from_pretrained(chat_tokenizer))
+    return ChatTask(task, AutoTokenizer.from_pretrained(chat_tokenizer), enable_thinking=enable_thinking)

@@ -1,6 +1,6 @@
 """``python -m paced.trainer RUN.json [--resume]``: one distillation run from a JSON file holding
-``{"config": DistillConfig fields, "method": method spec}``. This is what the workflow hands to
-``accelerate launch --config_file <fsdp.yaml> -m paced.trainer RUN.json`` for multi-GPU training."""
+``{"config": DistillConfig fields, "method": method spec}``. This is what the workflow launches under
+``torchrun`` (``train.sharding: fsdp``, FSDP2) or ``accelerate launch`` (DDP) for multi-process training."""
 
 from __future__ import annotations
 

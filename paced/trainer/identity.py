@@ -15,8 +15,11 @@ from paced.fingerprint import canonical_digest, path_digest
 from paced.methods import MethodSpec
 from paced.trainer.config import DistillConfig
 
-# Fields that say where to write or how to show progress, never what is learned.
-NOT_IDENTITY = ("out_dir", "progress", "teacher_cache_max_gb")
+# Fields that say where to write, how to show progress, or how a step is split into micro-batches and recomputed
+# (the same sums in another order, equal up to float rounding): never what is learned. So a run killed for memory
+# resumes with a smaller micro-batch or with gradient checkpointing on.
+NOT_IDENTITY = ("out_dir", "progress", "teacher_cache_max_gb", "micro_batch_size", "micro_batch_tokens",
+                "gradient_checkpointing")
 INPUT_FILES = ("student", "teacher", "data", "references", "passrates", "teacher_cache_path")
 
 

@@ -58,10 +58,23 @@ def sample_outcomes(ctx: StepContext, acc: Any, docs: Sequence[Doc], *, k: int, 
                     purpose: int) -> dict[str, list[int]]:
     """``k`` verified rollouts of this process's shard of ``docs``, gathered from every process."""
     assert ctx.sampler is not None, "pass-rate sampling needs a sampler (validate_run checks this)"
-    shard = list(docs[acc.process_index::acc.num_processes])
+    shard = even_shard(docs, acc.process_index, acc.num_processes)
     params = ctx.config.sampling_params(n=k, seed=derive_seed(ctx.config.seed, step, purpose, acc.process_index))
-    outcomes = rollout_outcomes(ctx.sampler, ctx.task, shard, params)
+    outcomes = rollout_outcomes(ctx.sampler, ctx.task, shard, params) if shard else {}
     return _gather(acc, outcomes)
+
+
+def even_shard(docs: Sequence[Doc], rank: int, world: int) -> list[Doc]:
+    """``docs[rank::world]``, padded to the same length on every rank by repeating the shard's last problem, so
+    every rank calls ``generate`` equally often (a sharded student all-gathers its weights in each call; an
+    uneven split would hang). A repeated problem's outcomes overwrite its own (same id), nothing else."""
+    shard = list(docs[rank::world])
+    per = -(-len(docs) // world)
+    if shard and len(shard) < per:
+        shard += [shard[-1]] * (per - len(shard))
+    elif not shard and per:
+        shard = [docs[0]] * per  # fewer problems than ranks: this rank samples a copy and its outcome is redundant
+    return shard
 
 
 def maybe_refresh(ctx: StepContext, acc: Any, docs: Sequence[Doc], step: int, stage_idx: int,

@@ -40,6 +40,7 @@ from paced.tasks.base import Doc, Task
 from paced.teacher_cache import CacheEntry, forward_kl_from_cache
 from paced.trainer.batches import Batch, collate, response_logits
 from paced.trainer.config import FUSED_AUTO_MIN_VOCAB, DistillConfig
+from paced.trainer.distributed import is_sharded
 from paced.trainer.microbatch import cap_response, plan_micro_batches
 from paced.trainer.teacher import TeacherScorer
 from paced.weighting import weighted_loss
@@ -191,8 +192,10 @@ def rank_micro_batches(ctx: StepContext, docs: Sequence[Doc], weights: np.ndarra
     """This process's micro-batches as indices into the whole batch ``docs``: its share ``rank::nproc``,
     zero-weight problems dropped, cut by :func:`paced.trainer.microbatch.plan_micro_batches`."""
     mine = [i for i in range(rank, len(docs), nproc) if weights[i] > 0]
-    plan = plan_micro_batches(micro_batch_lengths(ctx, docs, mine, stage), ctx.config.micro_batch_size,
-                              ctx.config.micro_batch_tokens)
+    rows = ctx.config.micro_batch_size
+    if stage.on_policy and is_sharded(ctx.model):  # one generate chunk per micro-batch on every process, so the
+        rows = min(rows or ctx.config.sampler_batch_size, ctx.config.sampler_batch_size)  # all-gathers pair up
+    plan = plan_micro_batches(micro_batch_lengths(ctx, docs, mine, stage), rows, ctx.config.micro_batch_tokens)
     return [[mine[j] for j in group] for group in plan]
 
 
