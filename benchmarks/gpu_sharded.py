@@ -62,7 +62,7 @@ def _models(job: Job, device: str, ckpt: bool) -> tuple[Any, Any]:
     if ckpt:
         student.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     student.train()
-    return shard(student, compute=torch.bfloat16, master=torch.float32), teacher
+    return shard(student, torch.device(device), compute=torch.bfloat16, master=torch.float32), teacher
 
 
 def bench_sharded_step(config_files: list[str], reps: int, tiny: bool) -> dict[str, Any]:

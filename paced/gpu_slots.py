@@ -1,4 +1,5 @@
-"""Disjoint GPUs for concurrent jobs on one node, and a free port for each distributed launch.
+"""Disjoint GPUs for concurrent jobs on one node (each distributed launch also takes a free port:
+:func:`paced.trainer.distributed.free_port`).
 
 Snakemake on one node limits how many GPUs its running jobs ask for (``--resources gpu=8``), but it does not
 say *which*: without ``CUDA_VISIBLE_DEVICES`` every job lands on GPU 0. :func:`claim` hands a job ``n`` GPUs
@@ -15,7 +16,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,10 +103,3 @@ def claim(n: int, *, total: int | None = None, state_dir: str | Path | None = No
             else:
                 os.environ["CUDA_VISIBLE_DEVICES"] = previous
 
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` now, for a distributed launch's rendezvous (``--main_process_port``): two
-    launches on one node must not share a port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])

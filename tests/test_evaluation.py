@@ -307,3 +307,22 @@ def test_gold_choice_prob_renormalises_over_the_choices():
     assert gold_choice_prob(lls, 2) == pytest.approx(0.25)
     far = [-1000.0, -1000.0 - math.log(3.0)]  # exp underflows without the max shift
     assert gold_choice_prob(far, 0) == pytest.approx(0.75)
+
+
+def test_budget_and_rows_checked_against_the_context(tiny_model: Path, tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """The tiny model has 64 positions: a budget with no room for a prompt is refused before lm-eval runs (it would
+    cut the prompt to nothing); an over-long row is refused naming file, row and id, or skipped with a count."""
+    rows = [{"id": f"g{i}", "prompt": "1+2" * (20 if i == 2 else 1), "answer": _HALF, "tier": "easy"}
+            for i in range(4)]
+    data = _write(tmp_path / "gen.jsonl", rows)
+    with pytest.raises(ValueError, match=r"eval\.max_new_tokens=64 does not fit: model .* has 64 positions"):
+        evaluate_model(tiny_model, "evaltest_firstchar", data, k=2, max_new_tokens=64)
+    with pytest.raises(ValueError, match=r"gen\.jsonl:3 \(id 'g2'\): the prompt has 61 tokens"):
+        evaluate_model(tiny_model, "evaltest_firstchar", data, k=2, max_new_tokens=8)
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="paced.rollouts.context"):
+        result = evaluate_model(tiny_model, "evaltest_firstchar", data, k=2, max_new_tokens=8, overlong="skip",
+                                batch_size=8)
+    assert result["metrics"]["all"]["n"] == 3 and "skipped 1 of 4 rows" in caplog.text

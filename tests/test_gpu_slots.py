@@ -1,10 +1,9 @@
-"""The GPU slot allocator on CPU: a fake device count, concurrent processes, a killed holder, free ports."""
+"""The GPU slot allocator on CPU: a fake device count, concurrent processes, a killed holder."""
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from paced.gpu_slots import claim, free_port
+from paced.gpu_slots import claim
 
 WORKER = """
 import json, os, sys, time
@@ -78,8 +77,19 @@ def test_killed_holder_frees_its_gpus_and_limits(tmp_path: Path, monkeypatch: py
         assert none == []
 
 
-def test_free_port_is_bindable() -> None:
-    port = free_port()
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", port))  # nobody holds it
-    assert 1024 <= port <= 65535
+
+def test_each_accelerate_launch_takes_a_free_port(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Two launches on one node never share accelerate's default port 29500."""
+    from types import SimpleNamespace
+
+    from paced.pipeline import distill
+
+    launched: list[list[str]] = []
+    monkeypatch.setattr(distill.subprocess, "run", lambda cmd, check: launched.append(cmd))
+    config = SimpleNamespace(sharding="none", out_dir=str(tmp_path), to_dict=dict)
+    for _ in range(2):
+        distill.run_distill(config, {}, accelerate_config="config/accelerate/fsdp.yaml")
+    ports = [int(cmd[cmd.index("--main_process_port") + 1]) for cmd in launched]
+    assert len(ports) == 2 and all(1024 <= p <= 65535 and p != 29500 for p in ports)
+    assert launched[0][launched[0].index("--main_process_port") + 2:] == ["-m", "paced.trainer",
+                                                                            str(tmp_path / "launch.json"), "--resume"]

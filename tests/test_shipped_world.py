@@ -100,6 +100,20 @@ def test_a_corrupted_copy_of_the_real_artifact_is_refused(tmp_path):
         verify(copy)
 
 
+def test_the_command_line_verifies_and_compares_in_one_line(tmp_path, caplog):
+    good = _fake_artifact(tmp_path / "a", payload=b"one")
+    other = _fake_artifact(tmp_path / "b", payload=b"two")
+    with caplog.at_level("INFO"):
+        assert shipped.main(["verify", str(good)]) == 0
+        assert shipped.main(["compare", str(good), str(other)]) == 0
+        (good / "world.json").write_text("{}\n", encoding="utf-8")
+        assert shipped.main(["verify", str(good)]) == 1
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].endswith(f"all 2 files match {MANIFEST} (digest {manifest_digest(good)[:16]})")
+    assert lines[1] == "1 file(s) differ\n  student/model.safetensors"
+    assert "world.json has sha256" in lines[2] and "\n" not in lines[2]
+
+
 def test_install_refuses_a_corrupted_artifact_and_leaves_nothing(tmp_path, monkeypatch):
     _fake_artifact(tmp_path / "shipped", payload=b"good")
     monkeypatch.setattr(shipped, "SHIPPED_DIR", tmp_path / "shipped")

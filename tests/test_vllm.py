@@ -167,3 +167,20 @@ def test_lm_eval_vllm_repeats_one_engine_per_call_shut_down(tiny_model: Path, ev
                    max_new_tokens=2, seed=3, backend="vllm", dtype="float32", vllm=CPU_ENGINE, limit=2)
     gc.collect()
     assert len(engines) == 2 and all(r() is None for r in engines)
+
+
+def test_gpu_check_vllm_dry_run() -> None:
+    """benchmarks/gpu_check_vllm.py runs on vLLM's CPU backend: sampling, lm-eval on the local paper-path tasks,
+    two engines in sequence in one process."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(root / "benchmarks/gpu_check_vllm.py"), "--cpu-dry-run"], cwd=root,
+                          env={**os.environ, "GOMP_SPINCOUNT": "1000"}, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["sampling"]["generated_tokens"] > 0 and out["sampling"]["k"] == 4
+    assert len(out["lm_eval"]) == 2  # two engines, one after the other
+    for run in out["lm_eval"]:
+        assert run["math500"]["k"] == 4 and run["math500"]["n"] == 3 and run["mmlu"]["n"] == 3

@@ -21,6 +21,8 @@ class EvalConfig:
     :class:`paced.rollouts.VLLMConfig`), used by the ``vllm`` backend. ``batch_size`` may be ``"auto"``:
     lm-eval's vLLM model then hands every request to the engine at once (a number makes it wait for the
     longest sample of each chunk), and its HF model searches for the largest batch that fits.
+    ``overlong``: what to do with a problem whose prompt + ``max_new_tokens`` exceeds the model's context
+    (``refuse``: stop naming the file, row and id; ``skip``: leave it out, with a count in the log).
     """
 
     k: int = 8
@@ -36,6 +38,7 @@ class EvalConfig:
     em: bool = True
     model_args: Mapping[str, Any] = field(default_factory=dict)
     vllm: Mapping[str, Any] = field(default_factory=dict)
+    overlong: str = "refuse"
 
     def __post_init__(self) -> None:
         checks: tuple[tuple[str, bool, str], ...] = (
@@ -48,6 +51,7 @@ class EvalConfig:
             ("batch_size", self.batch_size == "auto" or (isinstance(self.batch_size, int)
                                                          and self.batch_size >= 1), "an int >= 1 or 'auto'"),
             ("dtype", self.dtype in _DTYPES, f"one of {_DTYPES}"),
+            ("overlong", self.overlong in ("refuse", "skip"), "'refuse' or 'skip'"),
             ("limit", self.limit is None or (isinstance(self.limit, int) and self.limit >= 1),
              "None or an int >= 1"),
         )

@@ -175,6 +175,33 @@ def _task_configs(base: EvalConfig, data: Mapping[str, Any],
     return {name: dataclasses.replace(base, **overrides.get(name, {})) for name in data}
 
 
+def fit_docs(model_path: str | Path, tasks: Mapping[str, Task], docs: Mapping[str, list[Any]],
+             data: Mapping[str, Any], cfgs: Mapping[str, EvalConfig]) -> dict[str, list[Any]]:
+    """The docs whose prompt + ``max_new_tokens`` fits the model's context (its ``config.json``, capped by
+    ``vllm.max_model_len`` on the vLLM backend): a budget with no room for any prompt is refused before any
+    work, then each over-long row is refused or skipped as ``overlong`` says (lm-eval would cut the prompt)."""
+    from paced.rollouts.context import check_context, fit_rows
+    from paced.rollouts.vllm_config import VLLMConfig
+
+    out = dict(docs)
+    for name, cfg in cfgs.items():
+        cap = VLLMConfig.from_mapping(dict(cfg.vllm)).max_model_len if cfg.backend == "vllm" else None
+        limit = check_context(str(model_path), cfg.max_new_tokens, key="model", budget_key="eval.max_new_tokens",
+                              max_model_len=cap)
+        if limit is None or not docs[name]:
+            continue  # no context known here (a hub id not in the cache): the backend checks
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(model_path),
+                                            trust_remote_code=bool(cfg.model_args.get("trust_remote_code", False)))
+        prompts = [tasks[name].format_prompt(d) for d in docs[name]]
+        lengths = [len(ids) for ids in tok(prompts, add_special_tokens=False)["input_ids"]]
+        keep = fit_rows(lengths, [d.id for d in docs[name]], limit=limit, max_new_tokens=cfg.max_new_tokens,
+                        source=str(data[name]), policy=cfg.overlong)
+        out[name] = [docs[name][i] for i in keep]
+    return out
+
+
 def evaluate_tasks(model_path: str | Path, data: Mapping[str, str | Path], *,
                    config: EvalConfig | None = None, work_dir: str | Path | None = None,
                    task_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
@@ -194,6 +221,7 @@ def evaluate_tasks(model_path: str | Path, data: Mapping[str, str | Path], *,
     kwargs = {name: dict((task_kwargs or {}).get(name, {})) for name in data}
     tasks = {name: get_task(name, **kwargs[name]) for name in data}  # unknown: ValueError, suggestions
     docs = {name: tasks[name].load(path)[: cfgs[name].limit] for name, path in data.items()}
+    docs = fit_docs(model_path, tasks, docs, data, cfgs)
     with tempfile.TemporaryDirectory(prefix="paced-eval-") as tmp:
         root = Path(work_dir) if work_dir is not None else Path(tmp)
         prepared = {n: prepare_tasks(n, docs[n], root / n, cfgs[n], kwargs[n]) for n in data}

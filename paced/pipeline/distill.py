@@ -92,6 +92,10 @@ def run_distill(config: Any, method: Mapping[str, Any], *, accelerate_config: st
 
         cmd = torchrun_command(max(1, int(nproc)), args)
     else:
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accelerate_config, *args]
+        from paced.trainer.distributed import free_port
+
+        # a port of its own: concurrent launches on one node would otherwise all take accelerate's 29500
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accelerate_config,
+               "--main_process_port", str(free_port()), *args]
     log.info("launching: %s", shlex.join(cmd))
     subprocess.run(cmd, check=True)

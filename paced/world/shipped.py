@@ -202,6 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     cp.add_argument("b")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        _run_command(args)
+    except ShippedWorldError as err:  # one line naming the file and the fix, not a traceback
+        log.error("%s", err)
+        return 1
+    return 0
+
+
+def _run_command(args: argparse.Namespace) -> None:
     if args.cmd == "make":
         m = make_shipped(args.name, args.out)
         size_mb = sum(f["bytes"] for f in m["files"].values()) / 1e6
@@ -214,7 +223,6 @@ def main(argv: list[str] | None = None) -> int:
         diff = compare_manifests(*(json.loads((Path(p) / MANIFEST).read_text(encoding="utf-8"))
                                    for p in (args.a, args.b)))
         log.info("%d file(s) differ%s", len(diff), "".join(f"\n  {d}" for d in diff))
-    return 0
 
 
 if __name__ == "__main__":
