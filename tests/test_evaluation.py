@@ -326,3 +326,26 @@ def test_budget_and_rows_checked_against_the_context(tiny_model: Path, tmp_path:
         result = evaluate_model(tiny_model, "evaltest_firstchar", data, k=2, max_new_tokens=8, overlong="skip",
                                 batch_size=8)
     assert result["metrics"]["all"]["n"] == 3 and "skipped 1 of 4 rows" in caplog.text
+
+
+def test_multiple_choice_under_a_chat_template_is_scored_without_thinking(tiny_model: Path, mc_data: Path,
+                                                                          gen_data: Path, tmp_path: Path) -> None:
+    """As lm-eval's mmlu: the MC task's prompt closes an empty think block (enable_thinking=False reaches the
+    template), the generation task keeps the template's default (thinking on)."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    model = tmp_path / "chat_model"
+    shutil.copytree(tiny_model, model)
+    tok = AutoTokenizer.from_pretrained(model)
+    tok.chat_template = ("{% for m in messages %}<{{ m['content'] }}>{% endfor %}"
+                         "{% if enable_thinking is defined and enable_thinking is false %}#{% endif %}")
+    tok.save_pretrained(model)
+    evaluate_tasks(model, {"evaltest_choice": mc_data, "evaltest_firstchar": gen_data}, k=1, max_new_tokens=2,
+                   work_dir=tmp_path / "work", limit=2, em=False,
+                   task_kwargs={t: {"chat_tokenizer": str(model)} for t in ("evaltest_choice", "evaltest_firstchar")})
+    queries = {t: [json.loads(x)["query"] for x in (tmp_path / "work" / t / "data.jsonl").read_text().splitlines()]
+               for t in ("evaltest_choice", "evaltest_firstchar")}
+    assert queries["evaltest_choice"] == ["<!ab0=>#", "<!ab1=>#"]
+    assert queries["evaltest_firstchar"] == ["<0+3=>", "<1+4=>"]

@@ -175,6 +175,19 @@ def _task_configs(base: EvalConfig, data: Mapping[str, Any],
     return {name: dataclasses.replace(base, **overrides.get(name, {})) for name in data}
 
 
+def _scoring_kwargs(name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """A multiple-choice task under a chat template is scored with thinking off (``enable_thinking=False``)
+    unless the caller says otherwise: as lm-eval's ``mmlu``, the choice's log-likelihood follows the answer turn,
+    not the spot where a thinking template expects ``<think>``, and greedy EM reads an answer, not a trace."""
+    from paced.tasks.base import TASKS
+
+    out = dict(kwargs)
+    if "chat_tokenizer" in out and "enable_thinking" not in out and name in TASKS \
+            and TASKS.get(name).kind == "multiple_choice":
+        out["enable_thinking"] = False
+    return out
+
+
 def fit_docs(model_path: str | Path, tasks: Mapping[str, Task], docs: Mapping[str, list[Any]],
              data: Mapping[str, Any], cfgs: Mapping[str, EvalConfig]) -> dict[str, list[Any]]:
     """The docs whose prompt + ``max_new_tokens`` fits the model's context (its ``config.json``, capped by
@@ -218,7 +231,7 @@ def evaluate_tasks(model_path: str | Path, data: Mapping[str, str | Path], *,
     cfgs = _task_configs(base, data, task_overrides or {})
     cfg = base
     model, model_args = backend_args(model_path, cfg)  # a missing backend package fails before any work
-    kwargs = {name: dict((task_kwargs or {}).get(name, {})) for name in data}
+    kwargs = {name: _scoring_kwargs(name, (task_kwargs or {}).get(name, {})) for name in data}
     tasks = {name: get_task(name, **kwargs[name]) for name in data}  # unknown: ValueError, suggestions
     docs = {name: tasks[name].load(path)[: cfgs[name].limit] for name, path in data.items()}
     docs = fit_docs(model_path, tasks, docs, data, cfgs)
