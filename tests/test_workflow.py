@@ -94,7 +94,9 @@ def test_html_report_bundles_figures_and_tables(run: Path) -> None:
                       "--report", str(report))
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = report.read_text(encoding="utf-8", errors="replace")
-    for name in ("snr.png", "kernels.png", "accuracy_step8.png", "table_step8.md", "summary.csv", "calibration.png"):
+    for name in ("snr.png", "kernels.png", "accuracy_step8.png", "table_step8.md", "summary.csv", "calibration.png",
+                 "accuracy_vs_budget.png", "gain_vs_forgetting.png", "tier_weight_mass.png", "forgetting_graded.png",
+                 "passrate_hist_per_method.png"):
         assert name in html
 
 
