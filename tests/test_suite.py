@@ -61,3 +61,10 @@ def test_sampler_kwargs_per_backend():
     vllm = sampler_kwargs({**suite.sampling.values, "backend": "vllm"}, suite.models, "cpu", {"enforce_eager": True})
     # VLLMSampler passes trust_remote_code on to vllm.LLM; the vllm: section is its engine config
     assert vllm == {"trust_remote_code": False, "progress": True, "config": {"enforce_eager": True}, "dtype": "float32"}
+
+
+def test_lm_eval_stock_tasks_are_named_and_checked_at_parse_time():
+    suite = _suite({"data": {"lm_eval_tasks": ["aime25"]}})
+    assert suite.stock_tasks == ("aime25",)
+    with pytest.raises(ValueError, match=r"data\.lm_eval_tasks: lm-eval has no registered task 'aime25x'"):
+        _suite({"data": {"lm_eval_tasks": ["aime25x"]}})

@@ -65,3 +65,12 @@ def run_cell(fn: Callable[[], T], outputs: Iterable[str | Path], *, on_error: st
         for out in outputs:
             write_json(out, {**record, **dict((per_output or {}).get(str(out), {}))})
         return None
+
+
+def gpu_slot(n: int) -> Any:
+    """A context holding ``n`` GPUs no other job on this node holds, with ``CUDA_VISIBLE_DEVICES`` set to them
+    (:func:`paced.gpu_slots.claim`); ``n = 0`` (a CPU job) does nothing. Snakemake bounds how many GPUs its jobs
+    ask for at once but assigns none: this is what keeps two concurrent jobs off one GPU."""
+    from paced.gpu_slots import claim
+
+    return claim(int(n or 0))

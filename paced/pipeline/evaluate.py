@@ -22,7 +22,7 @@ def params(suite: Any, method: str, seed: int | str, steps: list[int]) -> dict[s
     lay = suite.layout
     models = {str(t): suite.student if method == "base" else lay.checkpoint(method, seed, t) for t in steps}
     return {"results": lay.results, "method": method, "seed": int(seed), "models": models,
-            "tasks": [asdict(t) for t in suite.eval_tasks],
+            "tasks": [asdict(t) for t in suite.eval_tasks], "stock_tasks": list(suite.stock_tasks),
             "eval": {k: getattr(suite.eval, k) for k in EVAL_KEYS}, "model_config": models_slice(suite.models),
             "backend": suite.sampling.backend, "device": device(suite.resources.gpus_eval), "vllm": vllm_slice(suite)}
 
@@ -44,11 +44,30 @@ def _evaluate_step(p: Mapping[str, Any], step: int, lay: Layout) -> None:
         temperature=ev["temperature"], batch_size=ev["batch_size"], dtype=mc["dtype"],
         backend=p["backend"], vllm=p.get("vllm") or {},
         model_args={"trust_remote_code": mc["trust_remote_code"]}, device=p["device"],
-        samples_paths={t["task"]: lay.eval_samples(method, seed, step, t["name"]) for t in tasks})
+        samples_paths={t["task"]: lay.eval_samples(method, seed, step, t["name"]) for t in tasks},
+        work_dir=Path(lay.eval_dir(method, seed, step)) / "lm_eval_tasks")  # kept: `lm_eval --include_path` reruns them
     fingerprint = {"stage": canonical_digest(p), "model": _model_fingerprint(lay, method, seed, model)}
     for t in tasks:
         write_eval_result(lay.eval_json(method, seed, step, t["name"]), {**results[t["task"]],
                                                                         "fingerprint": fingerprint})
+    if p.get("stock_tasks"):
+        _evaluate_stock(p, step, lay, model, fingerprint)
+
+
+def _evaluate_stock(p: Mapping[str, Any], step: int, lay: Layout, model: str, fingerprint: dict[str, Any]) -> None:
+    """lm-eval's own registered tasks, scored by lm-eval, one result file each (task ``lmeval_<name>``)."""
+    from paced.evaluation import write_eval_result
+    from paced.evaluation.config import EvalConfig
+    from paced.evaluation.stock import TASK_PREFIX, evaluate_stock_tasks
+
+    method, seed, ev, mc = p["method"], p["seed"], p["eval"], p["model_config"]
+    config = EvalConfig(max_new_tokens=ev["max_new_tokens"], temperature=ev["temperature"], seed=seed,
+                        backend=p["backend"], batch_size=ev["batch_size"], device=p["device"], dtype=mc["dtype"],
+                        model_args={"trust_remote_code": mc["trust_remote_code"]}, vllm=p.get("vllm") or {})
+    results = evaluate_stock_tasks(model, p["stock_tasks"], config=config, model_name=f"{method}/seed{seed}/step{step}",
+                                   method=method, step=step)
+    for name, result in results.items():
+        write_eval_result(lay.eval_json(method, seed, step, TASK_PREFIX + name), {**result, "fingerprint": fingerprint})
 
 
 def _model_fingerprint(lay: Layout, method: str, seed: int, model: str) -> str | None:
@@ -85,7 +104,9 @@ def run(p: Mapping[str, Any], *, on_error: str) -> None:
     lay = Layout.for_results(p["results"])
     method, seed = p["method"], p["seed"]
     for step in sorted(map(int, p["models"])):
-        outputs = [lay.eval_json(method, seed, step, t["name"]) for t in p["tasks"]]
+        stock = [f"lmeval_{t}" for t in p.get("stock_tasks", [])]
+        names, task_names = [t["name"] for t in p["tasks"]] + stock, [t["task"] for t in p["tasks"]] + stock
+        outputs = [lay.eval_json(method, seed, step, n) for n in names]
         run_cell(lambda step=step: _evaluate_step(p, step, lay), outputs, on_error=on_error,
                  context={"method": method, "seed": seed, "step": step, "model": p["models"][str(step)]},
-                 per_output={o: {"task": t["task"]} for o, t in zip(outputs, p["tasks"], strict=True)})
+                 per_output={o: {"task": t} for o, t in zip(outputs, task_names, strict=True)})

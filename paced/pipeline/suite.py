@@ -66,6 +66,7 @@ class Suite:
     seeds: tuple[int, ...]
     budgets: tuple[int, ...]
     after_passrate_methods: tuple[str, ...]
+    stock_tasks: tuple[str, ...] = ()  # lm-eval's registered tasks (data.lm_eval_tasks), named lmeval_<task>
     sections: Mapping[str, Section] = field(default_factory=dict)
 
     def __getattr__(self, key: str) -> Any:
@@ -236,8 +237,17 @@ def resolve_suite(cfg: Mapping[str, Any]) -> Suite:
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds: {list(seeds)} lists a seed twice")
     after = tuple(m for m in ("uniform-fkl", "paced-fkl") if m in method_ids) or method_ids[:1]
+    stock = tuple(data.get("lm_eval_tasks") or ())
+    if stock:
+        from paced.evaluation.stock import check_stock_tasks
+
+        try:
+            check_stock_tasks(stock)
+        except ValueError as err:
+            raise ValueError(f"data.lm_eval_tasks: {err}") from None
     sections = {k: Section(dict(cfg[k])) for k in SECTIONS if k in cfg}
     return Suite(raw=dict(cfg), results_dir=results, logs_dir=logs, builds_world=builds, teacher=teacher,
                  student=student, train_task=data["train_task"], train_path=train_path,
                  eval_tasks=_resolve_eval(cfg, world_dir), method_ids=method_ids, method_specs=specs,
-                 seeds=seeds, budgets=_resolve_budgets(cfg), after_passrate_methods=after, sections=sections)
+                 seeds=seeds, budgets=_resolve_budgets(cfg), after_passrate_methods=after, sections=sections,
+                 stock_tasks=stock)

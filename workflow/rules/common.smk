@@ -22,7 +22,7 @@ except ValueError as err:
 
 L = SUITE.layout
 LOCK = ResultsLock(L.lock)
-EVAL_NAMES = [e.name for e in SUITE.eval_tasks]
+EVAL_NAMES = [e.name for e in SUITE.eval_tasks] + [f"lmeval_{t}" for t in SUITE.stock_tasks]
 EVAL_CELLS = SUITE.eval_cells()  # (method, seed, step) triples, base included
 
 
