@@ -1,6 +1,6 @@
 """One toy-world distillation step: our trainer's step vs TRL's ``GKDTrainer`` step, same models and batch.
 
-    GOMP_SPINCOUNT=1000 /work/venv-bench/bin/python benchmarks/bench_train_step.py [--world /tmp/world_default]
+    GOMP_SPINCOUNT=1000 .venv-bench/bin/python benchmarks/bench_train_step.py [--world /tmp/world_default]
 
 Forward KL, teacher-forced on the same 16 (prompt, reference) pairs, batch 16, fp32, lr 1e-4, clip 1.0:
 

@@ -51,6 +51,8 @@ def test_suite_passrate_section_sets_method_k_and_refresh():
 def test_chat_template_flag_wraps_tasks():
     assert chat_kwargs("m", _suite({}).models) == {}
     assert chat_kwargs("m", _suite({"models": {"chat_template": True}}).models) == {"chat_tokenizer": "m"}
+    thinking = _suite({"models": {"chat_template": True, "enable_thinking": False}}).models
+    assert chat_kwargs("m", thinking) == {"chat_tokenizer": "m", "enable_thinking": False}  # explicit, as configured
 
 
 def test_sampler_kwargs_per_backend():

@@ -24,7 +24,7 @@ def device(gpus: int) -> str:
 
 def models_slice(models: Mapping[str, Any]) -> dict[str, Any]:
     """The ``models`` keys that change what a stage computes (not the model paths: stages name those)."""
-    return {k: models[k] for k in ("dtype", "trust_remote_code", "chat_template")}
+    return {k: models[k] for k in ("dtype", "trust_remote_code", "chat_template", "enable_thinking") if k in models}
 
 
 def task_for(name: str, model: str, models: Mapping[str, Any]) -> Any:
@@ -37,7 +37,10 @@ def task_for(name: str, model: str, models: Mapping[str, Any]) -> Any:
 
 def chat_kwargs(model: str, models: Mapping[str, Any]) -> dict[str, Any]:
     """``get_task`` keyword arguments for ``model`` (its chat tokenizer, when the suite uses chat templates)."""
-    return {"chat_tokenizer": model} if models["chat_template"] else {}
+    if not models["chat_template"]:
+        return {}
+    thinking = models.get("enable_thinking")
+    return {"chat_tokenizer": model, **({"enable_thinking": thinking} if thinking is not None else {})}
 
 
 def sampler_kwargs(sampling: Mapping[str, Any], models: Mapping[str, Any], dev: str,

@@ -13,7 +13,7 @@ from paced.fingerprint import canonical_digest
 from paced.pipeline.common import chat_kwargs, device, models_slice, vllm_slice
 from paced.pipeline.layout import Layout
 
-EVAL_KEYS = ("max_new_tokens", "temperature", "batch_size")
+EVAL_KEYS = ("max_new_tokens", "temperature", "batch_size", "em")
 
 
 def params(suite: Any, method: str, seed: int | str, steps: list[int]) -> dict[str, Any]:
@@ -23,7 +23,8 @@ def params(suite: Any, method: str, seed: int | str, steps: list[int]) -> dict[s
     models = {str(t): suite.student if method == "base" else lay.checkpoint(method, seed, t) for t in steps}
     return {"results": lay.results, "method": method, "seed": int(seed), "models": models,
             "tasks": [asdict(t) for t in suite.eval_tasks], "stock_tasks": list(suite.stock_tasks),
-            "eval": {k: getattr(suite.eval, k) for k in EVAL_KEYS}, "model_config": models_slice(suite.models),
+            "eval": {k: suite.eval[k] for k in EVAL_KEYS if k in suite.eval},
+            "model_config": models_slice(suite.models),
             "backend": suite.sampling.backend, "device": device(suite.resources.gpus_eval), "vllm": vllm_slice(suite)}
 
 
@@ -41,7 +42,7 @@ def _evaluate_step(p: Mapping[str, Any], step: int, lay: Layout) -> None:
         task_overrides={t["task"]: {"k": t["k"], "limit": t["limit"]} for t in tasks},
         task_kwargs={t["task"]: chat_kwargs(model, mc) for t in tasks},
         model_name=f"{method}/seed{seed}/step{step}", max_new_tokens=ev["max_new_tokens"],
-        temperature=ev["temperature"], batch_size=ev["batch_size"], dtype=mc["dtype"],
+        temperature=ev["temperature"], batch_size=ev["batch_size"], dtype=mc["dtype"], em=ev.get("em", True),
         backend=p["backend"], vllm=p.get("vllm") or {},
         model_args={"trust_remote_code": mc["trust_remote_code"]}, device=p["device"],
         samples_paths={t["task"]: lay.eval_samples(method, seed, step, t["name"]) for t in tasks},

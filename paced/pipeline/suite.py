@@ -49,6 +49,12 @@ class Section:
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
 
+    def __contains__(self, key: object) -> bool:
+        return key in self.values
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
 
 @dataclass(frozen=True)
 class Suite:
