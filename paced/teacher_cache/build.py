@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from paced.io import provenance, write_json
+from paced.rollouts.progress import LoggingTqdm
 from paced.teacher_cache.entry import CacheEntry, build_entry
 from paced.teacher_cache.store import DEFAULT_SHARD_TOKENS, ShardWriter, TeacherCache
 
@@ -74,7 +75,7 @@ def build_teacher_cache(teacher_path: str, task: str, data: str, references_path
     out.parent.mkdir(parents=True, exist_ok=True)
     writer = ShardWriter(out, int(model.get_output_embeddings().weight.shape[0]), top_k, shard_tokens)
     pad = int(tokenizer.pad_token_id)
-    for start in range(0, len(pool), batch_size):
+    for start in LoggingTqdm(range(0, len(pool), batch_size), desc="teacher cache (batches)"):
         docs = pool[start:start + batch_size]
         prompts = [tokenizer(teacher_prompt(method, task_obj, d), add_special_tokens=False)["input_ids"]
                    for d in docs]
