@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from paced.failures import is_infrastructure
 from paced.pipeline.cells import run_cell
 from paced.pipeline.config_checks import check_integers, check_seeds, check_size, resolve_results_dir
-from paced.pipeline.failures import is_infrastructure
 from paced.pipeline.results_lock import ResultsLock, ResultsLockedError
 from paced.trainer.step import NonFiniteLossError
 
@@ -215,7 +215,20 @@ def test_evaluating_a_failed_run_records_the_runs_failure(tmp_path):
     run_json.write_text(json.dumps({"error": "NonFiniteLossError: non-finite loss at step 3"}))
     evaluate.run(_eval_params(tmp_path), on_error="record")
     record = json.loads((tmp_path / "eval/paced-fkl/seed0/step8/arith.json").read_text())
-    assert record["error"].startswith("RunFailedError: run paced-fkl/seed0 failed") and "step 3" in record["error"]
+    assert record["error"].startswith("RunFailedError: run ") and "paced-fkl/seed0 failed" in record["error"]
+    assert "step 3" in record["error"]
+
+
+def test_pass_rates_after_a_failed_run_are_recorded_not_a_job_failure(tmp_path):
+    from paced.pipeline import passrates
+
+    run_json = tmp_path / "runs/paced-fkl/seed0/run.json"
+    run_json.parent.mkdir(parents=True)
+    run_json.write_text(json.dumps({"error": "NonFiniteLossError: non-finite loss at step 3"}))
+    p = {"model": str(run_json.parent / "checkpoints/step8")}
+    rates, summary = tmp_path / "after/passrates.jsonl", tmp_path / "after/summary.json"
+    passrates.run_after(p, str(rates), str(summary), on_error="record", context={"method": "paced-fkl"})
+    assert "RunFailedError" in json.loads(summary.read_text())["error"] and rates.read_text() == ""
 
 
 def test_a_missing_checkpoint_of_a_finished_run_fails_the_job(tmp_path):
@@ -227,3 +240,45 @@ def test_a_missing_checkpoint_of_a_finished_run_fails_the_job(tmp_path):
     with pytest.raises(FileNotFoundError, match="checkpoint of a finished run is missing"):
         evaluate.run(_eval_params(tmp_path), on_error="record")
     assert not (tmp_path / "eval").exists()
+
+
+def test_a_cell_failure_inside_a_launched_training_process_is_recorded(tmp_path, monkeypatch):
+    """torchrun/accelerate runs report their cell's failure by exit code + file; other exits stay infrastructure."""
+    from paced.failures import CELL_ERROR_FILE, CELL_EXIT_CODE, CellFailure
+    from paced.pipeline import distill
+    from paced.trainer import DistillConfig
+
+    out = tmp_path / "run"
+    cfg = DistillConfig(student="s", task="toy_arith", data="d", out_dir=str(out), sharding="fsdp")
+
+    real_run = subprocess.run
+
+    def fake_run(cmd, check=False, **kw):
+        if "torch.distributed.run" not in cmd:
+            return real_run(cmd, check=check, **kw)  # git, from the provenance of the record
+        out.mkdir(parents=True, exist_ok=True)
+        (out / CELL_ERROR_FILE).write_text(json.dumps({"error": "NonFiniteLossError: non-finite loss at step 3"}))
+        return subprocess.CompletedProcess(cmd, CELL_EXIT_CODE)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    with pytest.raises(CellFailure, match="non-finite loss at step 3") as err:
+        distill.run_distill(cfg, {"preset": "uniform-fkl"}, nproc=2)
+    assert not is_infrastructure(err.value)
+    record = tmp_path / "run.json"
+    run_cell(lambda: distill.run_distill(cfg, {"preset": "uniform-fkl"}, nproc=2), [record], on_error="record")
+    assert "non-finite loss" in json.loads(record.read_text())["error"]
+
+    monkeypatch.setattr(subprocess, "run", lambda cmd, check=False, **kw: subprocess.CompletedProcess(cmd, -9))
+    with pytest.raises(subprocess.CalledProcessError) as killed:
+        distill.run_distill(cfg, {"preset": "uniform-fkl"}, nproc=2)
+    assert is_infrastructure(killed.value)
+
+
+def test_a_runtime_error_caused_by_an_infrastructure_error_is_infrastructure():
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as inner:
+            raise RuntimeError("saving the checkpoint failed") from inner
+    except RuntimeError as err:
+        assert is_infrastructure(err)

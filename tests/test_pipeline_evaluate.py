@@ -43,3 +43,20 @@ def test_stock_tasks_are_scored_by_lm_eval_and_reach_the_summary(tmp_path, monke
     em = df[(df["task"] == "lmeval_mmlu") & (df["metric"] == "exact_match")]["value"].tolist()
     assert em == [0.2]
     assert set(df["task"]) == {"toy_arith", "lmeval_aime25", "lmeval_mmlu"}
+
+
+def test_a_failing_stock_task_leaves_our_results_alone(tmp_path, monkeypatch):
+    import json
+
+    def fake_ours(model, data, **kw):
+        return {"toy_arith": {"task": "toy_arith", "metrics": {"all": {"avg@k": 0.25, "k": 4, "n": 8}}}}
+
+    def broken_stock(*a, **kw):
+        raise ValueError("lm-eval task aime25: a malformed row")
+
+    monkeypatch.setattr("paced.evaluation.evaluate_tasks", fake_ours)
+    monkeypatch.setattr("paced.evaluation.stock.evaluate_stock_tasks", broken_stock)
+    evaluate.run(_params(tmp_path, ["aime25"]), on_error="record")
+    step_dir = tmp_path / "eval/base/seed0/step0"
+    assert json.loads((step_dir / "arith.json").read_text())["metrics"]["all"]["avg@k"] == 0.25
+    assert "malformed row" in json.loads((step_dir / "lmeval_aime25.json").read_text())["error"]

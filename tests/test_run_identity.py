@@ -48,6 +48,11 @@ def test_identity_digest_follows_what_changes_the_weights(world, tmp_path):
     assert base["digest"] == same["digest"]  # out_dir and progress say nothing about the weights
     lr = run_identity(_config(world, tmp_path / "a", lr=2e-2), load_method(METHOD))
     assert lr["digest"] != base["digest"] and identity_diff(base, lr) == ["config.lr"]
+    micro = run_identity(_config(world, tmp_path / "a", micro_batch_size=1, gradient_checkpointing=True),
+                         load_method(METHOD))
+    assert micro["digest"] == base["digest"]  # another split of the same sums: a run killed for memory resumes
+    two = run_identity(_config(world, tmp_path / "a"), load_method(METHOD), processes=2)
+    assert identity_diff(base, two) == ["config.processes"]  # each rank samples with its own seed
 
 
 def test_changed_lr_retrains_and_the_weights_differ(world, tmp_path, caplog):

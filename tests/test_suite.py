@@ -70,3 +70,27 @@ def test_lm_eval_stock_tasks_are_named_and_checked_at_parse_time():
     assert suite.stock_tasks == ("aime25",)
     with pytest.raises(ValueError, match=r"data\.lm_eval_tasks: lm-eval has no registered task 'aime25x'"):
         _suite({"data": {"lm_eval_tasks": ["aime25x"]}})
+
+
+def test_vllm_engine_settings_split_into_identity_and_run_time():
+    from types import SimpleNamespace
+
+    from paced.pipeline.common import vllm_slice, with_runtime
+
+    engine = {"gpu_memory_utilization": 0.5, "enforce_eager": True, "max_model_len": 4096, "dtype": None}
+    suite = SimpleNamespace(sampling=SimpleNamespace(backend="vllm"), vllm=SimpleNamespace(values=engine))
+    ident = vllm_slice(suite)
+    assert ident == {"max_model_len": 4096, "dtype": None}  # what an engine computes: the job's identity
+    assert vllm_slice(SimpleNamespace(sampling=SimpleNamespace(backend="hf"), vllm=suite.vllm)) is None
+    full = with_runtime({"vllm": ident}, {"vllm": {**engine, "gpu_memory_utilization": 0.3, "max_model_len": 1}})
+    assert full["vllm"]["gpu_memory_utilization"] == 0.3 and full["vllm"]["max_model_len"] == 4096
+
+
+def test_unweighted_runs_do_not_depend_on_pass_rate_settings():
+    from paced.pipeline import distill
+
+    before, after = _suite({}), _suite({"passrate": {"k": 4, "smoothing": "laplace"}})
+    uniform = distill.params(before, "uniform-fkl", 0)
+    assert uniform == distill.params(after, "uniform-fkl", 0) and uniform["config"]["passrates"] is None
+    assert distill.params(before, "paced-fkl", 0) != distill.params(after, "paced-fkl", 0)
+    assert set(distill.RUNTIME_KEYS).isdisjoint(uniform["config"])  # micro-batching is no part of a run's identity

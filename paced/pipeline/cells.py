@@ -1,7 +1,7 @@
 """Logging for stage scripts, and the "failed cell" record that keeps a grid going.
 
 A cell of the benchmark grid (one training run, one evaluation) that fails for a reason of its own
-(:mod:`paced.pipeline.failures`) writes an error record in place of its result —
+(:mod:`paced.failures`) writes an error record in place of its result —
 ``{"error": ..., "error_kind": "cell", "traceback": ...}`` with provenance — so the rest of the grid, the
 summary and the report still complete; the summary lists the failed cells. Delete the record (or run
 Snakemake with ``--forcerun``) to retry that cell. Infrastructure failures (disk full, out of memory, a
@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from paced.failures import is_infrastructure
 from paced.io import provenance, write_json
-from paced.pipeline.failures import is_infrastructure
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -74,3 +74,20 @@ def gpu_slot(n: int) -> Any:
     from paced.gpu_slots import claim
 
     return claim(int(n or 0))
+
+
+class RunFailedError(Exception):
+    """The run a stage reads (its run.json is an error record) failed: a cell failure, recorded as such."""
+
+
+def check_run(run_json: str | Path, model: str | Path) -> None:
+    """Before a stage reads a run's checkpoint: a failed run is this cell's failure too (recorded); a missing
+    checkpoint of a finished run is not the cell's (the job fails, so the next run can retry)."""
+    from paced.io import read_json
+
+    record = read_json(run_json)
+    if "error" in record:
+        raise RunFailedError(f"run {Path(run_json).parent} failed, nothing to read: {record['error']}")
+    if not Path(model).is_dir():
+        raise FileNotFoundError(f"{model}: the checkpoint of a finished run is missing; rerun its distill job "
+                                f"(snakemake --forcerun distill) or restore the directory")

@@ -57,7 +57,23 @@ def sampler_kwargs(sampling: Mapping[str, Any], models: Mapping[str, Any], dev: 
     return kwargs
 
 
+# vllm.* keys that change what an engine computes (a job's identity, in its params); the others say how it runs
+# (memory share, CUDA graphs, scheduling, executor) and are handed over at run time (:func:`with_runtime`), so
+# lowering gpu_memory_utilization after an out-of-memory failure reruns nothing that finished.
+VLLM_IDENTITY_KEYS = ("dtype", "max_model_len", "tensor_parallel_size", "data_parallel_size")
+
+
 def vllm_slice(suite: Any) -> dict[str, Any] | None:
-    """The ``vllm:`` section when the suite samples with vLLM, else ``None`` (so engine arguments are not part
-    of an ``hf`` job's identity)."""
-    return dict(suite.vllm.values) if suite.sampling.backend == "vllm" else None
+    """The identity keys of the ``vllm:`` section when the suite samples with vLLM, else ``None`` (so engine
+    arguments are not part of an ``hf`` job's identity)."""
+    if suite.sampling.backend != "vllm":
+        return None
+    return {k: v for k, v in suite.vllm.values.items() if k in VLLM_IDENTITY_KEYS}
+
+
+def with_runtime(p: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """A stage's params with the run-time ``vllm:`` settings of the workflow's config filled in."""
+    if not p.get("vllm"):
+        return dict(p)
+    runtime = {k: v for k, v in (config.get("vllm") or {}).items() if k not in VLLM_IDENTITY_KEYS}
+    return {**p, "vllm": {**runtime, **p["vllm"]}}

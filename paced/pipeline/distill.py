@@ -15,15 +15,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from paced.io import atomic_write_text
+from paced.failures import CELL_ERROR_FILE, CellFailure
+from paced.io import atomic_write_text, read_json
 from paced.pipeline.common import decoding, device
 
 log = logging.getLogger(__name__)
 
-NOT_PARAMS = ("out_dir", "progress")
 # train.* keys passed to DistillConfig as they are (the sharded path, micro-batches, precision)
 SCALE_KEYS = ("sharding", "teacher_sharding", "master_dtype", "micro_batch_size", "micro_batch_tokens", "max_seq_len",
-              "gradient_checkpointing")  # where a run writes and whether it shows a bar: not what it learns
+              "gradient_checkpointing")
+# How a step is split into micro-batches and recomputed: the same sums in another order (equal up to float rounding),
+# so not part of the params (an edit reruns nothing) nor of the run identity (a run killed for memory resumes with a
+# smaller micro-batch); the script hands them over at run time (:func:`runtime`).
+RUNTIME_KEYS = ("micro_batch_size", "micro_batch_tokens", "gradient_checkpointing")
+NOT_PARAMS = ("out_dir", "progress", *RUNTIME_KEYS)  # plus where a run writes and whether it shows a bar
 
 
 def distill_config(suite: Any, method: str, seed: int, *, passrates: str | None, references: str,
@@ -33,7 +38,9 @@ def distill_config(suite: Any, method: str, seed: int, *, passrates: str | None,
 
     train, samp, models = suite.train, suite.sampling, suite.models
     spec = suite.method_specs[method]
-    if spec["weight_source"] == "pass_rate" and spec["k"] != suite.passrate.k:
+    if spec["weight_source"] != "pass_rate":
+        passrates = None  # not read: the base pass rates are no input of an unweighted run (nor of its identity)
+    elif spec["k"] != suite.passrate.k:
         passrates = None  # the base file holds passrate.k rollouts; this method estimates its own K before step 1
     return DistillConfig(
         student=suite.student, teacher=suite.teacher, task=suite.train_task, data=suite.train_path,
@@ -46,6 +53,7 @@ def distill_config(suite: Any, method: str, seed: int, *, passrates: str | None,
         device=device(suite.resources.gpus_train),
         dtype=models.dtype, teacher_cache_path=teacher_cache, teacher_cache_top_k=train.teacher_cache_top_k,
         chat_tokenizer=suite.student if models.chat_template else None,
+        enable_thinking=models.get("enable_thinking") if models.chat_template else None,
         trust_remote_code=models.trust_remote_code,
         **{k: train[k] for k in SCALE_KEYS})
 
@@ -60,12 +68,18 @@ def params(suite: Any, method: str, seed: int) -> dict[str, Any]:
             "accelerate_config": suite.train.accelerate_config, "nproc": max(1, int(suite.resources.gpus_train))}
 
 
-def run(p: Mapping[str, Any], run_json: str, *, on_error: str, context: Mapping[str, Any]) -> None:
+def runtime(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The run-time settings (:data:`RUNTIME_KEYS`) from the workflow's validated config."""
+    return {k: config["train"][k] for k in RUNTIME_KEYS}
+
+
+def run(p: Mapping[str, Any], run_json: str, *, runtime: Mapping[str, Any], on_error: str,
+        context: Mapping[str, Any]) -> None:
     """Train into ``run_json``'s directory; a failure that belongs to the cell is recorded in ``run_json``."""
     from paced.pipeline.cells import run_cell
     from paced.trainer import DistillConfig
 
-    config = DistillConfig.from_dict({**p["config"], "out_dir": str(Path(run_json).parent)})
+    config = DistillConfig.from_dict({**p["config"], **runtime, "out_dir": str(Path(run_json).parent)})
     run_cell(lambda: run_distill(config, p["method"], accelerate_config=p["accelerate_config"],
                                  nproc=p.get("nproc", 1)), [run_json], on_error=on_error, context=context)
 
@@ -97,5 +111,11 @@ def run_distill(config: Any, method: Mapping[str, Any], *, accelerate_config: st
         # a port of its own: concurrent launches on one node would otherwise all take accelerate's 29500
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accelerate_config,
                "--main_process_port", str(free_port()), *args]
+    marker = Path(config.out_dir) / CELL_ERROR_FILE
+    marker.unlink(missing_ok=True)
     log.info("launching: %s", shlex.join(cmd))
-    subprocess.run(cmd, check=True)
+    proc = subprocess.run(cmd, check=False)
+    if proc.returncode != 0 and marker.is_file():  # a process reported its cell's failure: record it, go on
+        raise CellFailure(f"training process failed: {read_json(marker).get('error')}")
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from paced.fingerprint import canonical_digest
+from paced.pipeline.cells import check_run
 from paced.pipeline.common import chat_kwargs, device, models_slice, vllm_slice
 from paced.pipeline.layout import Layout
 
@@ -34,7 +35,7 @@ def _evaluate_step(p: Mapping[str, Any], step: int, lay: Layout) -> None:
     method, seed, model, ev = p["method"], p["seed"], p["models"][str(step)], p["eval"]
     mc = p["model_config"]
     if method != "base":
-        _check_run(lay, method, seed, model)
+        check_run(lay.run_json(method, seed), model)
     tasks = p["tasks"]
     # one lm-eval call (one engine, shut down on return) for every task; each keeps its own k and limit
     results = evaluate_tasks(
@@ -51,17 +52,19 @@ def _evaluate_step(p: Mapping[str, Any], step: int, lay: Layout) -> None:
     for t in tasks:
         write_eval_result(lay.eval_json(method, seed, step, t["name"]), {**results[t["task"]],
                                                                         "fingerprint": fingerprint})
-    if p.get("stock_tasks"):
-        _evaluate_stock(p, step, lay, model, fingerprint)
 
 
-def _evaluate_stock(p: Mapping[str, Any], step: int, lay: Layout, model: str, fingerprint: dict[str, Any]) -> None:
+def _evaluate_stock(p: Mapping[str, Any], step: int, lay: Layout) -> None:
     """lm-eval's own registered tasks, scored by lm-eval, one result file each (task ``lmeval_<name>``)."""
     from paced.evaluation import write_eval_result
     from paced.evaluation.config import EvalConfig
     from paced.evaluation.stock import TASK_PREFIX, evaluate_stock_tasks
 
     method, seed, ev, mc = p["method"], p["seed"], p["eval"], p["model_config"]
+    model = p["models"][str(step)]
+    if method != "base":
+        check_run(lay.run_json(method, seed), model)
+    fingerprint = {"stage": canonical_digest(p), "model": _model_fingerprint(lay, method, seed, model)}
     config = EvalConfig(max_new_tokens=ev["max_new_tokens"], temperature=ev["temperature"], seed=seed,
                         backend=p["backend"], batch_size=ev["batch_size"], device=p["device"], dtype=mc["dtype"],
                         model_args={"trust_remote_code": mc["trust_remote_code"]}, vllm=p.get("vllm") or {})
@@ -81,22 +84,6 @@ def _model_fingerprint(lay: Layout, method: str, seed: int, model: str) -> str |
     return (read_json(lay.run_json(method, seed)).get("identity") or {}).get("digest")
 
 
-class RunFailedError(Exception):
-    """The run being evaluated failed (its run.json is an error record): a cell failure, recorded as such."""
-
-
-def _check_run(lay: Layout, method: str, seed: int, model: str) -> None:
-    """A checkpoint of a failed run is a recorded cell failure; a missing one of a finished run is not."""
-    from paced.io import read_json
-
-    record = read_json(lay.run_json(method, seed))
-    if "error" in record:
-        raise RunFailedError(f"run {method}/seed{seed} failed, nothing to evaluate: {record['error']}")
-    if not Path(model).is_dir():
-        raise FileNotFoundError(f"{model}: the checkpoint of a finished run is missing; rerun its distill job "
-                                f"(snakemake --forcerun distill) or restore the directory")
-
-
 def run(p: Mapping[str, Any], *, on_error: str) -> None:
     """Evaluate every step of ``p``; a failure that belongs to one checkpoint is recorded for it, the others
     still run (:func:`paced.pipeline.cells.run_cell`)."""
@@ -104,10 +91,13 @@ def run(p: Mapping[str, Any], *, on_error: str) -> None:
 
     lay = Layout.for_results(p["results"])
     method, seed = p["method"], p["seed"]
-    for step in sorted(map(int, p["models"])):
+    for step in sorted(map(int, p["models"])):  # our tasks and lm-eval's own are separate cells
+        context = {"method": method, "seed": seed, "step": step, "model": p["models"][str(step)]}
+        ours = [lay.eval_json(method, seed, step, t["name"]) for t in p["tasks"]]
+        run_cell(lambda step=step: _evaluate_step(p, step, lay), ours, on_error=on_error, context=context,
+                 per_output={o: {"task": t["task"]} for o, t in zip(ours, p["tasks"], strict=True)})
         stock = [f"lmeval_{t}" for t in p.get("stock_tasks", [])]
-        names, task_names = [t["name"] for t in p["tasks"]] + stock, [t["task"] for t in p["tasks"]] + stock
-        outputs = [lay.eval_json(method, seed, step, n) for n in names]
-        run_cell(lambda step=step: _evaluate_step(p, step, lay), outputs, on_error=on_error,
-                 context={"method": method, "seed": seed, "step": step, "model": p["models"][str(step)]},
-                 per_output={o: {"task": t} for o, t in zip(outputs, task_names, strict=True)})
+        if stock:
+            theirs = [lay.eval_json(method, seed, step, n) for n in stock]
+            run_cell(lambda step=step: _evaluate_stock(p, step, lay), theirs, on_error=on_error, context=context,
+                     per_output={o: {"task": n} for o, n in zip(theirs, stock, strict=True)})

@@ -33,8 +33,12 @@ def run(p: dict[str, Any], rates: str, summary: str) -> None:
 def run_after(p: dict[str, Any], rates: str, summary: str, *, on_error: str, context: dict[str, Any]) -> None:
     """Pass rates of a distilled run; a failure that belongs to the cell is recorded (the figures skip it)."""
     from paced.io import atomic_write_text
-    from paced.pipeline.cells import run_cell
+    from paced.pipeline.cells import check_run, run_cell
 
-    run_cell(lambda: run(p, rates, summary), [summary], on_error=on_error, context=context)
+    def estimate() -> None:
+        check_run(Path(p["model"]).parents[1] / "run.json", p["model"])  # <run>/checkpoints/step<N>
+        run(p, rates, summary)
+
+    run_cell(estimate, [summary], on_error=on_error, context=context)
     if not Path(rates).exists():
         atomic_write_text(rates, "")

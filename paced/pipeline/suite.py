@@ -121,8 +121,9 @@ def resolve_method(mid: str, override: Mapping[str, Any] | None, passrate: Mappi
     if "preset" not in d:
         raise ValueError("an override needs 'preset: <name>' naming the preset it changes")
     base = get_method(d["preset"])
-    d.setdefault("k", passrate["k"])
-    d.setdefault("smoothing", passrate["smoothing"])
+    if base.weight_source == "pass_rate":  # an unweighted method's spec (its identity) does not follow passrate.*
+        d.setdefault("k", passrate["k"])
+        d.setdefault("smoothing", passrate["smoothing"])
     if passrate.get("refresh", "preset") != "preset" and base.weight_source == "pass_rate":
         d.setdefault("refresh", passrate["refresh"])
         if REFRESH_POLICIES.get(d["refresh"]).needs_every:

@@ -41,7 +41,7 @@ def entry_from_hidden(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Te
 @torch.no_grad()
 def build_teacher_cache(teacher_path: str, task: str, data: str, references_path: str | None, out_path: str,
                         top_k: int | None = None, *, batch_size: int = 16, dtype: str = "float32",
-                        device: str = "cpu", chat_tokenizer: str | None = None,
+                        device: str = "cpu", chat_tokenizer: str | None = None, enable_thinking: bool | None = None,
                         token_chunk: int = DEFAULT_TOKEN_CHUNK, shard_tokens: int = DEFAULT_SHARD_TOKENS,
                         ) -> TeacherCache:
     """Score every reference of ``data`` with the teacher and write a sharded :class:`TeacherCache` at ``out_path``.
@@ -65,9 +65,9 @@ def build_teacher_cache(teacher_path: str, task: str, data: str, references_path
         raise ValueError(f"dtype={dtype!r} is not allowed; allowed: {', '.join(DTYPES)}")
     run = DistillConfig(student=teacher_path, teacher=teacher_path, task=task, data=data,
                         out_dir=str(Path(out_path).parent), references=references_path,
-                        chat_tokenizer=chat_tokenizer)
+                        chat_tokenizer=chat_tokenizer, enable_thinking=enable_thinking)
     method = get_method("uniform-fkl")  # any teacher-forced method with a separate teacher
-    task_obj = get_task(task, chat_tokenizer=chat_tokenizer)
+    task_obj = get_task(task, chat_tokenizer=chat_tokenizer, enable_thinking=enable_thinking)
     tokenizer = load_tokenizer(teacher_path)
     pool, refs = reference_ids(run, method, task_obj, task_obj.load(data), tokenizer)
     model = load_model(teacher_path, DTYPES[dtype], trainable=False).to(device)

@@ -102,6 +102,7 @@ class DistillConfig:
     teacher_cache_top_k: int | None = None
     progress: bool = True
     chat_tokenizer: str | None = None  # wrap the task's prompts in this tokenizer's chat template
+    enable_thinking: bool | None = None  # passed to that chat template (None: its default), as every stage does
     trust_remote_code: bool = False  # run code shipped with a model repository (only if the config says so)
     # Scale (paced.trainer.distributed, paced.trainer.microbatch): see the class docstring.
     sharding: str = "none"

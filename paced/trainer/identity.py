@@ -23,9 +23,10 @@ NOT_IDENTITY = ("out_dir", "progress", "teacher_cache_max_gb", "micro_batch_size
 INPUT_FILES = ("student", "teacher", "data", "references", "passrates", "teacher_cache_path")
 
 
-def run_identity(config: DistillConfig, method: MethodSpec) -> dict[str, Any]:
-    """``{"config", "method", "inputs", "digest"}``: the run's identity and its digest."""
-    cfg = {k: v for k, v in config.to_dict().items() if k not in NOT_IDENTITY}
+def run_identity(config: DistillConfig, method: MethodSpec, processes: int = 1) -> dict[str, Any]:
+    """``{"config", "method", "inputs", "digest"}``: the run's identity and its digest. ``processes`` (the world
+    size) is part of it: each rank samples with its own seed, so another process count is another run."""
+    cfg = {**{k: v for k, v in config.to_dict().items() if k not in NOT_IDENTITY}, "processes": int(processes)}
     inputs = {k: path_digest(getattr(config, k)) for k in INPUT_FILES}
     body = {"config": cfg, "method": method.to_dict(), "inputs": inputs}
     return {**body, "digest": canonical_digest(body)}

@@ -145,12 +145,12 @@ def distill(config: DistillConfig, method: MethodSpec | str | dict[str, Any], *,
     method = load_method(method)
     acc = make_accelerator(config)
     stage_steps = validate_run(config, method, acc.num_processes)  # before any weights load
-    task = get_task(config.task, chat_tokenizer=config.chat_tokenizer)
+    task = get_task(config.task, chat_tokenizer=config.chat_tokenizer, enable_thinking=config.enable_thinking)
     docs = task.load(config.data)
     out = Path(config.out_dir)
     if not method.stages:
         return _save_untouched(config, method, out, acc)
-    identity = run_identity(config, method)
+    identity = run_identity(config, method, processes=acc.num_processes)
     ckpt = _resume_point(out, identity, resume, acc)
     ctx, optimizer, scheduler, docs = build_context(config, method, task, docs, acc, ckpt)
     ctx.identity = identity

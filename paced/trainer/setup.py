@@ -88,7 +88,8 @@ def validate_run(config: DistillConfig, method: MethodSpec, num_processes: int =
     if method.stages and method.teacher == "separate" and config.teacher is not None:
         check_model_available(config.teacher, key="DistillConfig.teacher")
     stage_steps = method.stage_steps(config.steps)
-    get_task(config.task, chat_tokenizer=config.chat_tokenizer)  # unknown task -> "did you mean"
+    get_task(config.task, chat_tokenizer=config.chat_tokenizer,
+             enable_thinking=config.enable_thinking)  # unknown task -> "did you mean"
     if config.sampler is not None:
         SAMPLERS.get(config.sampler)  # unknown backend -> "did you mean"
     if needs_live_sampler(config, method):

@@ -1,7 +1,9 @@
 """K student rollouts per training problem -> p̂ per problem (the base student)."""
 from paced.pipeline import passrates
 from paced.pipeline.cells import gpu_slot, setup_logging
+from paced.pipeline.common import with_runtime
 
-setup_logging(snakemake.log[0])  # noqa: F821
-with gpu_slot(snakemake.resources.get("gpu", 0)):  # noqa: F821
-    passrates.run(snakemake.params.stage, snakemake.output.rates, snakemake.output.summary)  # noqa: F821
+sm = snakemake  # noqa: F821
+setup_logging(sm.log[0])
+with gpu_slot(sm.resources.get("gpu", 0)):
+    passrates.run(with_runtime(sm.params.stage, sm.config), sm.output.rates, sm.output.summary)

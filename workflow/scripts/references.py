@@ -1,7 +1,9 @@
 """Reference responses for every training problem (teacher-forced FKL trains on these)."""
 from paced.pipeline import references
 from paced.pipeline.cells import gpu_slot, setup_logging
+from paced.pipeline.common import with_runtime
 
-setup_logging(snakemake.log[0])  # noqa: F821
-with gpu_slot(snakemake.resources.get("gpu", 0)):  # noqa: F821
-    references.run(snakemake.params.stage, snakemake.output.refs, snakemake.output.summary)  # noqa: F821
+sm = snakemake  # noqa: F821
+setup_logging(sm.log[0])
+with gpu_slot(sm.resources.get("gpu", 0)):
+    references.run(with_runtime(sm.params.stage, sm.config), sm.output.refs, sm.output.summary)

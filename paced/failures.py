@@ -28,6 +28,17 @@ _INFRA_MESSAGES = ("out of memory", "nccl", "cuda error", "cudnn_status", "cubla
                    "no space left on device", "killed")
 
 
+# A launched training process (torchrun, accelerate) that fails for a reason of its cell writes CELL_ERROR_FILE in
+# its run directory and exits with CELL_EXIT_CODE; the launcher turns that into a CellFailure. Any other non-zero exit
+# of a subprocess stays an infrastructure failure.
+CELL_EXIT_CODE = 3
+CELL_ERROR_FILE = "cell_error.json"
+
+
+class CellFailure(Exception):
+    """A failure of the cell reported across a process boundary (its message names the original error)."""
+
+
 def is_infrastructure(err: BaseException) -> bool:
     """True for failures of the machine, not of the cell (see the module docstring)."""
     if isinstance(err, (MemoryError, OSError, TimeoutError, ImportError, subprocess.SubprocessError,
@@ -35,8 +46,9 @@ def is_infrastructure(err: BaseException) -> bool:
         return True  # OSError covers disk full, missing files, I/O and connection errors
     if any(c.__name__ in _INFRA_CLASSES for c in type(err).__mro__):
         return True
-    if isinstance(err, RuntimeError):
-        text = str(err).lower()
-        return any(m in text for m in _INFRA_MESSAGES)
+    if isinstance(err, RuntimeError) and any(m in str(err).lower() for m in _INFRA_MESSAGES):
+        return True
+    if isinstance(err, CellFailure):
+        return False  # a subprocess reported a failure of its own cell (see CELL_EXIT_CODE)
     cause = err.__cause__ or err.__context__
     return cause is not None and cause is not err and is_infrastructure(cause)
