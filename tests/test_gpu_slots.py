@@ -85,7 +85,13 @@ def test_each_accelerate_launch_takes_a_free_port(monkeypatch: pytest.MonkeyPatc
     from paced.pipeline import distill
 
     launched: list[list[str]] = []
-    monkeypatch.setattr(distill.subprocess, "run", lambda cmd, check: launched.append(cmd))
+    import subprocess
+
+    def launch(cmd, check=False):
+        launched.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(distill.subprocess, "run", launch)
     config = SimpleNamespace(sharding="none", out_dir=str(tmp_path), to_dict=dict)
     for _ in range(2):
         distill.run_distill(config, {}, accelerate_config="config/accelerate/fsdp.yaml")
