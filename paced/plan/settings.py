@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from paced.config_files import merge_config, read_config_file
+
 SCHEMA = Path("workflow/schemas/config.schema.yaml")
 BASE_CONFIG = Path("config/config.yaml")
 # Problems per data set, where the config names a hub data set (sizes of the public sets; the training pool is
@@ -57,17 +59,6 @@ class PlanSettings:
         return self.gpu_mem_gb * 1e9 * self.usable_fraction
 
 
-def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """``over`` merged into ``base`` key by key (nested mappings merged, anything else replaced)."""
-    out = copy.deepcopy(dict(base))
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def fill_defaults(config: dict[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
     """Fill the schema's ``default`` values into ``config`` (objects and arrays of objects, recursively)."""
     for key, sub in (schema.get("properties") or {}).items():
@@ -101,9 +92,9 @@ def load_config(paths: Sequence[str | Path]) -> dict[str, Any]:
     root = _root_for(Path(paths[0]))
     config: dict[str, Any] = {}
     if root is not None and (root / BASE_CONFIG).is_file():
-        config = yaml.safe_load((root / BASE_CONFIG).read_text(encoding="utf-8")) or {}
+        config = read_config_file(root / BASE_CONFIG)
     for p in paths:
-        config = deep_merge(config, yaml.safe_load(Path(p).read_text(encoding="utf-8")) or {})
+        config = merge_config(config, read_config_file(p))
     if root is not None:
         fill_defaults(config, yaml.safe_load((root / SCHEMA).read_text(encoding="utf-8")))
     return config

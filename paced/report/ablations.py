@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from paced.config_files import merge_config, read_config_file
 from paced.methods import MethodSpec
 from paced.report.collect import BASE_METHOD, SUMMARY_COLUMNS, read_summary, write_summary
 from paced.report.tables import aggregate, budgets, column_label, metric_scale
@@ -48,29 +48,11 @@ NUMERIC_KNOBS = ("alpha", "beta", "floor", "first_stage_fraction", *INT_KNOBS)
 ABLATION_SUMMARY = "ablation_summary.csv"
 
 
-def merge_config(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Snakemake's ``--configfile`` semantics: mappings merge recursively, anything else (lists too) is replaced."""
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge_config(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def _read_yaml(path: PathLike) -> dict[str, Any]:
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{path}: a config file must hold a mapping, got {type(data).__name__}")
-    return dict(data)
-
-
 def load_ablation_config(path: PathLike, base: PathLike | None = None) -> dict[str, Any]:
     """The ablation file at ``path`` merged over ``base`` (default: ``config.yaml`` one folder up, if present)."""
     path = Path(path)
     base = Path(base) if base is not None else path.parent.parent / "config.yaml"
-    return merge_config(_read_yaml(base) if base.is_file() else {}, _read_yaml(path))
+    return merge_config(read_config_file(base) if base.is_file() else {}, read_config_file(path))
 
 
 def ablation_specs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -84,15 +84,12 @@ def save_checkpoint(out_dir: str | os.PathLike[str], step: int, *, model: Any, t
 
 def latest_checkpoint(out_dir: str | os.PathLike[str]) -> Path | None:
     """The complete checkpoint with the highest step, or ``None``."""
-    root = Path(out_dir) / "checkpoints"
-    if not root.is_dir():
-        return None
-    found = [(int(m.group(1)), p) for p in root.iterdir()
-             if (m := _STEP_DIR.match(p.name)) and (p / STATE_FILE).is_file()]
-    return max(found)[1] if found else None
+    found = _checkpoint_steps(out_dir)
+    return found[0][1] if found else None
 
 
 def _checkpoint_steps(out_dir: str | os.PathLike[str]) -> list[tuple[int, Path]]:
+    """``(step, path)`` of every complete checkpoint (its trainer state written), newest first."""
     root = Path(out_dir) / "checkpoints"
     if not root.is_dir():
         return []
