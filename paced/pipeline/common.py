@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from paced.vllm_keys import DEFAULT_TRAIN_GPU_MEMORY_UTILIZATION, IDENTITY_KEYS, TRAINING_ONLY_KEYS
+
 DECODING_KEYS = ("top_p", "top_k", "min_p", "presence_penalty")  # beside max_new_tokens and temperature
 
 
@@ -44,36 +46,50 @@ def chat_kwargs(model: str, models: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def sampler_kwargs(sampling: Mapping[str, Any], models: Mapping[str, Any], dev: str,
-                   engine: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                   engine: Mapping[str, Any] | None = None, *, seed: int = 0) -> dict[str, Any]:
     """Keyword arguments of the sampler backend a stage builds (vLLM schedules its own batches and devices;
-    ``engine`` is its ``vllm:`` section, :func:`vllm_slice`)."""
+    ``engine`` is its ``vllm:`` section, :func:`vllm_slice`). ``seed``: the job's seed, which a vLLM engine takes
+    once when it starts (the HF sampler takes it per call, from the sampling params)."""
     # progress: coarse logging lines in the rule's log (a tqdm bar alone never reaches it)
     kwargs: dict[str, Any] = {"trust_remote_code": models["trust_remote_code"], "progress": True}
     if sampling["backend"] == "hf":
         kwargs["batch_size"] = sampling["batch_size"]
         kwargs["device"] = dev
     else:
-        kwargs.update(config=dict(engine or {}), dtype=models["dtype"])
+        kwargs.update(config=dict(engine or {}), dtype=models["dtype"], seed=int(seed))
     return kwargs
 
 
-# vllm.* keys that change what an engine computes (a job's identity, in its params); the others say how it runs
-# (memory share, CUDA graphs, scheduling, executor) and are handed over at run time (:func:`with_runtime`), so
-# lowering gpu_memory_utilization after an out-of-memory failure reruns nothing that finished.
-VLLM_IDENTITY_KEYS = ("dtype", "max_model_len", "tensor_parallel_size", "data_parallel_size")
-
-
 def vllm_slice(suite: Any) -> dict[str, Any] | None:
-    """The identity keys of the ``vllm:`` section when the suite samples with vLLM, else ``None`` (so engine
-    arguments are not part of an ``hf`` job's identity)."""
+    """The identity keys (:mod:`paced.vllm_keys`) of the ``vllm:`` section when the suite samples with vLLM, else
+    ``None`` (so engine arguments are not part of an ``hf`` job's identity); the others reach a job at run time
+    (:func:`with_runtime`)."""
     if suite.sampling.backend != "vllm":
         return None
-    return {k: v for k, v in suite.vllm.values.items() if k in VLLM_IDENTITY_KEYS}
+    return {k: v for k, v in suite.vllm.values.items() if k in IDENTITY_KEYS}
 
 
 def with_runtime(p: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
     """A stage's params with the run-time ``vllm:`` settings of the workflow's config filled in."""
     if not p.get("vllm"):
         return dict(p)
-    runtime = {k: v for k, v in (config.get("vllm") or {}).items() if k not in VLLM_IDENTITY_KEYS}
+    runtime = {k: v for k, v in (config.get("vllm") or {}).items()
+               if k not in IDENTITY_KEYS + TRAINING_ONLY_KEYS}
     return {**p, "vllm": {**runtime, **p["vllm"]}}
+
+
+def training_engine(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The run-time ``vllm:`` settings of the trainer's in-training engine (the p̂ refresh and on-policy samples):
+    the sampling engine's, with the memory share of ``train_gpu_memory_utilization`` (the engine shares the GPU
+    with the student, its optimizer state and the teacher)."""
+    section = dict(config.get("vllm") or {})
+    share = section.pop("train_gpu_memory_utilization", DEFAULT_TRAIN_GPU_MEMORY_UTILIZATION)
+    runtime = {k: v for k, v in section.items() if k not in IDENTITY_KEYS}
+    return {**runtime, "gpu_memory_utilization": share}
+
+
+def without_runtime(p: Mapping[str, Any]) -> dict[str, Any]:
+    """A stage's params as its job identity: :func:`with_runtime`'s run-time ``vllm:`` settings taken out again."""
+    if not p.get("vllm"):
+        return dict(p)
+    return {**p, "vllm": {k: v for k, v in p["vllm"].items() if k in IDENTITY_KEYS}}

@@ -6,18 +6,21 @@ identity (a checkpoint resumes only under the same identity, :mod:`paced.trainer
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shlex
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from paced.failures import CELL_ERROR_FILE, CellFailure
 from paced.io import atomic_write_text, read_json
-from paced.pipeline.common import decoding, device
+from paced.pipeline.common import decoding, device, training_engine
+from paced.vllm_keys import TRAINING_IDENTITY_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,9 @@ NOT_PARAMS = ("out_dir", "progress", *RUNTIME_KEYS)  # plus where a run writes a
 def distill_config(suite: Any, method: str, seed: int, *, passrates: str | None, references: str,
                    teacher_cache: str | None = None) -> Any:
     """The :class:`~paced.trainer.DistillConfig` of run (``method``, ``seed``) under the resolved suite."""
+    from paced.methods import load_method
     from paced.trainer import DistillConfig
+    from paced.trainer.setup import needs_live_sampler
 
     train, samp, models = suite.train, suite.sampling, suite.models
     spec = suite.method_specs[method]
@@ -42,12 +47,19 @@ def distill_config(suite: Any, method: str, seed: int, *, passrates: str | None,
         passrates = None  # not read: the base pass rates are no input of an unweighted run (nor of its identity)
     elif spec["k"] != suite.passrate.k:
         passrates = None  # the base file holds passrate.k rollouts; this method estimates its own K before step 1
+    # the in-training sampler: sampling.backend for a run that samples its student (on-policy stages, p̂ estimates),
+    # with the engine's identity keys; a run that never samples keeps the (unused) hf default and no engine settings
+    live = needs_live_sampler(SimpleNamespace(passrates=passrates), load_method(spec))
+    sampler = samp.backend if live else "hf"
+    engine = ({k: v for k, v in suite.vllm.values.items() if k in TRAINING_IDENTITY_KEYS}
+              if live and samp.backend == "vllm" else None)
     return DistillConfig(
         student=suite.student, teacher=suite.teacher, task=suite.train_task, data=suite.train_path,
         out_dir=suite.layout.run_dir(method, seed), references=references,
         passrates=passrates, steps=train.steps, batch_size=train.batch_size, lr=train.lr,
         warmup_steps=train.warmup_steps, save_steps=tuple(s for s in train.save_steps if s < train.steps),
-        seed=seed, sampler="hf", sampler_batch_size=train.sampler_batch_size or samp.batch_size,
+        seed=seed, sampler=sampler, sampler_batch_size=train.sampler_batch_size or samp.batch_size,
+        vllm=engine,  # its run-time settings reach the job through runtime()
         max_new_tokens=samp.max_new_tokens,
         temperature=samp.temperature, decoding=decoding(samp.values), chunk_size=train.chunk_size,
         device=device(suite.resources.gpus_train),
@@ -64,13 +76,22 @@ def params(suite: Any, method: str, seed: int) -> dict[str, Any]:
     lay = suite.layout
     cfg = distill_config(suite, method, seed, passrates=lay.passrates(), references=lay.references,
                          teacher_cache=lay.teacher_cache).to_dict()
-    return {"config": {k: v for k, v in cfg.items() if k not in NOT_PARAMS}, "method": suite.method_specs[method],
+    cfg = {k: v for k, v in cfg.items() if k not in NOT_PARAMS and not (k == "vllm" and v is None)}
+    return {"config": cfg, "method": suite.method_specs[method],
             "accelerate_config": suite.train.accelerate_config, "nproc": max(1, int(suite.resources.gpus_train))}
 
 
 def runtime(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The run-time settings (:data:`RUNTIME_KEYS`) from the workflow's validated config."""
-    return {k: config["train"][k] for k in RUNTIME_KEYS}
+    """The run-time settings from the workflow's validated config: :data:`RUNTIME_KEYS`, and (``vllm``) how the
+    in-training vLLM engine runs (:func:`paced.pipeline.common.training_engine`)."""
+    return {**{k: config["train"][k] for k in RUNTIME_KEYS}, "vllm": training_engine(config)}
+
+
+def run_fields(p_config: Mapping[str, Any], rt: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's DistillConfig fields: its params' with the run-time settings; the engine's run-time settings
+    join its identity keys only when the run samples with vLLM."""
+    vllm = None if p_config.get("vllm") is None else {**rt.get("vllm", {}), **p_config["vllm"]}  # identity keys win
+    return {**p_config, **{k: v for k, v in rt.items() if k != "vllm"}, "vllm": vllm}
 
 
 def run(p: Mapping[str, Any], run_json: str, *, runtime: Mapping[str, Any], on_error: str,
@@ -79,9 +100,23 @@ def run(p: Mapping[str, Any], run_json: str, *, runtime: Mapping[str, Any], on_e
     from paced.pipeline.cells import run_cell
     from paced.trainer import DistillConfig
 
-    config = DistillConfig.from_dict({**p["config"], **runtime, "out_dir": str(Path(run_json).parent)})
+    config = DistillConfig.from_dict({**run_fields(p["config"], runtime), "out_dir": str(Path(run_json).parent)})
     run_cell(lambda: run_distill(config, p["method"], accelerate_config=p["accelerate_config"],
                                  nproc=p.get("nproc", 1)), [run_json], on_error=on_error, context=context)
+
+
+@contextlib.contextmanager
+def _job_log() -> Iterator[Any]:
+    """The file this process logs to (the root logger's file handler: a workflow job's log), open for appending;
+    None when it logs to no file (then the launched processes write to this one's stdout and stderr)."""
+    path = next((h.baseFilename for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)), None)
+    if path is None:
+        yield None
+        return
+    for h in logging.getLogger().handlers:
+        h.flush()
+    with open(path, "a", encoding="utf-8") as fh:
+        yield fh
 
 
 def run_distill(config: Any, method: Mapping[str, Any], *, accelerate_config: str | None = None,
@@ -114,7 +149,8 @@ def run_distill(config: Any, method: Mapping[str, Any], *, accelerate_config: st
     marker = Path(config.out_dir) / CELL_ERROR_FILE
     marker.unlink(missing_ok=True)
     log.info("launching: %s", shlex.join(cmd))
-    proc = subprocess.run(cmd, check=False)
+    with _job_log() as out:  # the launched processes' lines go where this job's own do (the rule's log)
+        proc = subprocess.run(cmd, check=False, stdout=out, stderr=subprocess.STDOUT if out else None)
     if proc.returncode != 0 and marker.is_file():  # a process reported its cell's failure: record it, go on
         raise CellFailure(f"training process failed: {read_json(marker).get('error')}")
     if proc.returncode != 0:

@@ -19,12 +19,13 @@ EVAL_KEYS = ("max_new_tokens", "temperature", "batch_size", "em")
 
 def params(suite: Any, method: str, seed: int | str, steps: list[int]) -> dict[str, Any]:
     """What determines the evaluation of (``method``, ``seed``) at ``steps``: the models evaluated, the tasks
-    (name, task, data, k, limit), the generation settings, the backend and device."""
+    (name, task, data, k, limit), the generation settings (with ``sampling.overlong``: refuse or skip a problem
+    whose prompt does not fit), the backend and device."""
     lay = suite.layout
     models = {str(t): suite.student if method == "base" else lay.checkpoint(method, seed, t) for t in steps}
     return {"results": lay.results, "method": method, "seed": int(seed), "models": models,
             "tasks": [asdict(t) for t in suite.eval_tasks], "stock_tasks": list(suite.stock_tasks),
-            "eval": {k: suite.eval[k] for k in EVAL_KEYS if k in suite.eval},
+            "eval": {**{k: suite.eval[k] for k in EVAL_KEYS if k in suite.eval}, "overlong": suite.sampling.overlong},
             "model_config": models_slice(suite.models),
             "backend": suite.sampling.backend, "device": device(suite.resources.gpus_eval), "vllm": vllm_slice(suite)}
 
@@ -44,6 +45,7 @@ def _evaluate_step(p: Mapping[str, Any], step: int, lay: Layout) -> None:
         task_kwargs={t["task"]: chat_kwargs(model, mc) for t in tasks},
         model_name=f"{method}/seed{seed}/step{step}", max_new_tokens=ev["max_new_tokens"],
         temperature=ev["temperature"], batch_size=ev["batch_size"], dtype=mc["dtype"], em=ev.get("em", True),
+        overlong=ev.get("overlong", "refuse"),
         backend=p["backend"], vllm=p.get("vllm") or {},
         model_args={"trust_remote_code": mc["trust_remote_code"]}, device=p["device"],
         samples_paths={t["task"]: lay.eval_samples(method, seed, step, t["name"]) for t in tasks},

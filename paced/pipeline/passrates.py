@@ -6,20 +6,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from paced.pipeline.common import decoding, device, models_slice, sampler_kwargs, task_for, vllm_slice
+from paced.pipeline.common import decoding, device, models_slice, sampler_kwargs, task_for, vllm_slice, without_runtime
 
 
 def params(suite: Any, model: str) -> dict[str, Any]:
     """What determines the pass rates of ``model``: the model, the pool, K and smoothing, the sampling
-    settings and seed (the world seed), the device."""
+    settings (``part_size`` among them: it sets each part's seed) and seed (the world seed), the device."""
     return {"model": model, "task": suite.train_task, "data": suite.train_path, "models": models_slice(suite.models),
             "sampling": dict(suite.sampling.values), "k": int(suite.passrate.k),
             "smoothing": suite.passrate.smoothing, "seed": int(suite.world.seed),
             "device": device(suite.resources.gpus_sample), "vllm": vllm_slice(suite)}
 
 
-def run(p: dict[str, Any], rates: str, summary: str) -> None:
-    """Write ``rates`` (passrates.jsonl) and ``summary`` (histogram, provenance)."""
+def run(p: dict[str, Any], rates: str, summary: str, *, workers: int = 1) -> None:
+    """Write ``rates`` (passrates.jsonl) and ``summary`` (histogram, provenance), sampling in resumable parts
+    beside ``rates`` and checking on ``workers`` processes (the job's threads)."""
     from paced.passrate.estimate import estimate_pass_rates
 
     samp = p["sampling"]
@@ -27,17 +28,20 @@ def run(p: dict[str, Any], rates: str, summary: str) -> None:
                         summary_path=summary, k=p["k"], smoothing=p["smoothing"],
                         max_new_tokens=samp["max_new_tokens"], temperature=samp["temperature"], seed=p["seed"],
                         sampler=samp["backend"], decoding=decoding(samp),
-                        sampler_kwargs=sampler_kwargs(samp, p["models"], p["device"], p["vllm"]))
+                        sampler_kwargs=sampler_kwargs(samp, p["models"], p["device"], p["vllm"], seed=p["seed"]),
+                        part_size=samp["part_size"], overlong=samp["overlong"], workers=workers,
+                        resume_key=without_runtime(p))
 
 
-def run_after(p: dict[str, Any], rates: str, summary: str, *, on_error: str, context: dict[str, Any]) -> None:
+def run_after(p: dict[str, Any], rates: str, summary: str, *, on_error: str, context: dict[str, Any],
+              workers: int = 1) -> None:
     """Pass rates of a distilled run; a failure that belongs to the cell is recorded (the figures skip it)."""
     from paced.io import atomic_write_text
     from paced.pipeline.cells import check_run, run_cell
 
     def estimate() -> None:
         check_run(Path(p["model"]).parents[1] / "run.json", p["model"])  # <run>/checkpoints/step<N>
-        run(p, rates, summary)
+        run(p, rates, summary, workers=workers)
 
     run_cell(estimate, [summary], on_error=on_error, context=context)
     if not Path(rates).exists():

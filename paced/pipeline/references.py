@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from paced.pipeline.common import decoding, device, models_slice, sampler_kwargs, task_for, vllm_slice
+from paced.pipeline.common import decoding, device, models_slice, sampler_kwargs, task_for, vllm_slice, without_runtime
 
 
 def params(suite: Any) -> dict[str, Any]:
@@ -15,7 +15,9 @@ def params(suite: Any) -> dict[str, Any]:
             "device": device(suite.resources.gpus_sample), "vllm": vllm_slice(suite)}
 
 
-def run(p: dict[str, Any], refs: str, summary: str) -> None:
+def run(p: dict[str, Any], refs: str, summary: str, *, workers: int = 1) -> None:
+    """Write ``refs`` and ``summary``; teacher samples are drawn in resumable parts beside ``refs`` and checked on
+    ``workers`` processes (the job's threads)."""
     from paced.references import generate_references, gold_references
 
     task = task_for(p["task"], p["teacher"], p["models"])
@@ -26,5 +28,6 @@ def run(p: dict[str, Any], refs: str, summary: str) -> None:
     generate_references(p["teacher"], task, p["data"], refs, summary_path=summary, attempts=r["attempts"],
                         only_correct=r["verified_only"], max_new_tokens=samp["max_new_tokens"],
                         temperature=samp["temperature"], seed=p["seed"], sampler=samp["backend"],
-                        sampler_kwargs=sampler_kwargs(samp, p["models"], p["device"], p["vllm"]),
-                        decoding=decoding(samp))
+                        sampler_kwargs=sampler_kwargs(samp, p["models"], p["device"], p["vllm"], seed=p["seed"]),
+                        decoding=decoding(samp), part_size=samp["part_size"], overlong=samp["overlong"],
+                        workers=workers, resume_key=without_runtime(p))

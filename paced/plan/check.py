@@ -73,7 +73,8 @@ def check_config(config: Mapping[str, Any], gpu_mem_gb: float = 80.0) -> None:
 def format_table(estimates: Sequence[Estimate], settings: PlanSettings) -> str:
     """A Markdown table: per rule its GPUs, memory per GPU by component, disk, hours and whether it fits."""
     lines = [f"GPU: {settings.gpu_mem_gb:g} GB, {settings.usable_fraction:.0%} usable; "
-             f"{settings.train_tflops:g} TFLOP/s per GPU training, {settings.sample_tflops:g} sampling (assumed); "
+             f"{settings.train_tflops:g} TFLOP/s per GPU training, {settings.sample_tflops:g} sampling, "
+             f"{settings.gpu_bandwidth_tbs:g} TB/s decoding (assumed); "
              f"prompts of {settings.prompt_tokens} tokens, responses of {settings.mean_response_fraction:.0%} of "
              "the budget on average (assumed)", "",
              "| rule | GPUs | GB per GPU | of which | disk GB | hours | fits |", "|---|---:|---:|---|---:|---:|---|"]

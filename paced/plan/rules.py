@@ -96,23 +96,43 @@ def _hours(flops: float, gpus: int, tflops: float) -> float:
     return flops / (gpus * tflops * 1e12) / 3600
 
 
+def decode_hours(job: Job, model: ArchFacts, sequences: float, max_new: int, in_flight: float, gpus: int) -> float:
+    """Memory-bound decoding: each step reads the weights once for the ``in_flight`` sequences and the KV cache
+    of each (its prompt and, on average, half of its mean response), at the assumed sustained bandwidth."""
+    b, s = job.dtype_bytes, job.settings
+    response = s.mean_response_fraction * max_new
+    context = s.prompt_tokens + response / 2
+    per_token = b * param_count(model) / max(1.0, in_flight) + context * kv_cache_bytes_per_token(model, b)
+    return sequences * response * per_token / (gpus * s.gpu_bandwidth_tbs * 1e12) / 3600
+
+
 def _sampling(job: Job, rule: str, model: ArchFacts, sequences: float, max_new: int, gpus_key: str,
-              batch_key: str) -> Estimate:
-    """A vLLM (or HF) sampling job: weights, prefill activations, KV cache of at least one full sequence."""
-    b, seq = job.dtype_bytes, job.seq_tokens(max_new)
+              batch_key: str, generated: float | None = None) -> Estimate:
+    """A vLLM (or HF) sampling job: weights, prefill activations, KV cache of at least one full sequence.
+
+    Time: the larger of the FLOPs of ``sequences`` (what is computed, at the sampling throughput) and the decode
+    of ``generated`` sequences (default ``sequences``) at the memory bandwidth (:func:`decode_hours`); vLLM keeps
+    as many sequences in flight as its KV cache holds at the mean context, HF generate one batch."""
+    b, seq, gpus = job.dtype_bytes, job.seq_tokens(max_new), job.gpus_for(gpus_key)
     kv_tok = kv_cache_bytes_per_token(model, b)
     weights = b * param_count(model)
     prefill = SAMPLER_ACTIVATION_TOKENS * (model.hidden_size + model.intermediate_size) * b * 2
     fit = max(0, int((job.settings.usable_bytes - weights - prefill) // (seq * kv_tok)))
     if job.config["sampling"]["backend"] == "hf":  # HF generate: the whole batch's KV cache at once
-        kv, note = job.config["sampling"]["batch_size"] * seq * kv_tok, "HF generate: one batch's KV cache"
+        in_flight = float(job.config["sampling"]["batch_size"])
+        kv, note = in_flight * seq * kv_tok, "HF generate: one batch's KV cache"
         fix = f"set {batch_key} <= {fit}, or a shorter generation budget (max_new_tokens)"
     else:  # vLLM schedules as many sequences as its KV cache holds: one full-length sequence must fit
+        mean_context = job.settings.prompt_tokens + job.settings.mean_response_fraction * max_new / 2
+        in_flight = (job.settings.usable_bytes - weights - prefill) / (mean_context * kv_tok)
         kv, note = seq * kv_tok, f"vLLM: {fit} full-length sequences fit at once"
         fix = "a GPU with more memory (--gpu-mem-gb), or a shorter generation budget (max_new_tokens)"
     flops = sequences * forward_flops(model, int(job.mean_tokens(max_new)), int(job.mean_tokens(max_new)))
-    return Estimate(rule, job.gpus_for(gpus_key), {"weights": weights, "activations": prefill, "kv_cache": kv},
-                    hours=_hours(flops, job.gpus_for(gpus_key), job.settings.sample_tflops), fix=fix, notes=note)
+    compute = _hours(flops, gpus, job.settings.sample_tflops)
+    decode = decode_hours(job, model, sequences if generated is None else generated, max_new, in_flight, gpus)
+    bound = "memory-bandwidth-bound" if decode > compute else "compute-bound"
+    return Estimate(rule, gpus, {"weights": weights, "activations": prefill, "kv_cache": kv},
+                    hours=max(compute, decode), fix=fix, notes=f"{note}; {bound}")
 
 
 @RULES.register("passrates_base")
@@ -185,20 +205,28 @@ def snr(job: Job) -> Estimate | None:
                     notes="one process on one GPU")
 
 
+def _eval_rows(job: Job) -> list[tuple[str, float]]:
+    """(task, problems × k) of one evaluation of one checkpoint."""
+    rows = job.config["data"]["eval"] or [{"task": "toy_arith", "k": job.config["eval"]["k"]}]
+    return [(row["task"], (row.get("limit") or KNOWN_SIZES.get(row["task"], 500))
+             * (1 if row["task"] in MULTIPLE_CHOICE else row.get("k") or 1)) for row in rows]
+
+
 def _eval_sequences(job: Job) -> float:
-    """Generated sequences of one evaluation of one checkpoint: Σ over tasks of problems × k; a multiple-choice
+    """Sequences of compute of one evaluation of one checkpoint: Σ over tasks of problems × k; a multiple-choice
     task (MMLU) only scores its 4 choices after the prompt, each counted as 1/16 of a generated sequence."""
-    total = 0.0
-    for row in job.config["data"]["eval"] or [{"task": "toy_arith", "k": job.config["eval"]["k"]}]:
-        n = KNOWN_SIZES.get(row["task"], 500) if not row.get("limit") else row["limit"]
-        total += n * 4 / 16 if row["task"] in MULTIPLE_CHOICE else n * (row.get("k") or 1)
-    return total
+    return sum(n * 4 / 16 if task in MULTIPLE_CHOICE else n for task, n in _eval_rows(job))
+
+
+def _eval_generated(job: Job) -> float:
+    """Sequences one evaluation of one checkpoint decodes (a multiple-choice task decodes none)."""
+    return sum(n for task, n in _eval_rows(job) if task not in MULTIPLE_CHOICE)
 
 
 def _evaluate(job: Job, rule: str, checkpoints: int) -> Estimate:
     e = job.config["eval"]
     est = _sampling(job, rule, job.student, _eval_sequences(job) * checkpoints, e["max_new_tokens"], "gpus_eval",
-                    "eval.batch_size")
+                    "eval.batch_size", generated=_eval_generated(job) * checkpoints)
     return Estimate(rule, est.gpus, est.memory, hours=est.hours, fix=est.fix, notes=est.notes + "; hours per job")
 
 

@@ -30,7 +30,10 @@ class PlanSettings:
     prompts are not read. ``mean_response_fraction``: mean response length as a fraction of the generation
     budget, for time and disk (memory uses the full budget). ``train_tflops``: sustained dense bf16 TFLOP/s of
     one GPU while training (400 ≈ 40% of an H100's 989); ``sample_tflops``: the same while vLLM decodes
-    (memory-bound, so lower). ``pool_problems``: training problems (None: a known data set's size or the world's).
+    (memory-bound, so lower). ``gpu_bandwidth_tbs``: sustained memory bandwidth of one GPU in TB/s while decoding
+    (2.0 ≈ 60% of an H100 SXM's 3.35): a decode step reads the weights once and the KV cache of every sequence in
+    flight, which bounds long generations more than the FLOPs do. ``pool_problems``: training problems (None: a
+    known data set's size or the world's).
     """
 
     gpus: int | None = None
@@ -40,6 +43,7 @@ class PlanSettings:
     mean_response_fraction: float = 0.5
     train_tflops: float = 400.0
     sample_tflops: float = 150.0
+    gpu_bandwidth_tbs: float = 2.0
     pool_problems: int | None = None
 
     def __post_init__(self) -> None:
@@ -49,6 +53,7 @@ class PlanSettings:
                   ("prompt_tokens", isinstance(self.prompt_tokens, int) and self.prompt_tokens >= 1, ">= 1"),
                   ("mean_response_fraction", 0 < self.mean_response_fraction <= 1, "(0, 1]"),
                   ("train_tflops", self.train_tflops > 0, "> 0"), ("sample_tflops", self.sample_tflops > 0, "> 0"),
+                  ("gpu_bandwidth_tbs", self.gpu_bandwidth_tbs > 0, "> 0"),
                   ("pool_problems", self.pool_problems is None or self.pool_problems >= 1, "None or >= 1"))
         for name, ok, allowed in checks:
             if not ok:
@@ -74,7 +79,8 @@ def fill_defaults(config: dict[str, Any], schema: Mapping[str, Any]) -> dict[str
     return config
 
 
-def _root_for(path: Path) -> Path | None:
+def repository_root(path: Path) -> Path | None:
+    """The repository holding ``path`` (or the working directory): the first with the workflow's schema."""
     for parent in [Path.cwd(), *path.resolve().parents]:
         if (parent / SCHEMA).is_file():
             return parent
@@ -89,7 +95,7 @@ def load_config(paths: Sequence[str | Path]) -> dict[str, Any]:
     for p in paths:
         if not Path(p).is_file():
             raise FileNotFoundError(f"config file {str(p)!r} does not exist")
-    root = _root_for(Path(paths[0]))
+    root = repository_root(Path(paths[0]))
     config: dict[str, Any] = {}
     if root is not None and (root / BASE_CONFIG).is_file():
         config = read_config_file(root / BASE_CONFIG)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from paced.plan.memory import (
@@ -20,9 +20,11 @@ from paced.plan.memory import (
     param_count,
     training_state_bytes,
 )
-from paced.plan.rules import FUSED_MIN_VOCAB, RULES, Estimate, Job
+from paced.plan.rules import FUSED_MIN_VOCAB, RULES, Estimate, Job, decode_hours
+from paced.registry import Registry
 from paced.teacher_cache import cache_serves_every_stage
 from paced.trainer.config import DistillConfig
+from paced.vllm_keys import DEFAULT_TRAIN_GPU_MEMORY_UTILIZATION
 
 # train.* keys the schema may not carry yet: the trainer's own defaults (the sampler's batch: sampling.batch_size)
 DISTILL_DEFAULTS = {**{f.name: f.default for f in dataclasses.fields(DistillConfig)}, "sampler_batch_size": None}
@@ -120,18 +122,59 @@ def distill(job: Job) -> list[Estimate]:
                            f"teacher {'live' if live_teacher else 'not loaded (the cache serves every stage)'}; "
                            "hours per run, training only"))]
     if sampler:
-        batch = int(train_key(job, "sampler_batch_size") or job.config["sampling"]["batch_size"])
-        kv = {**state, "kv_cache": batch * cap * kv_cache_bytes_per_token(s, b)}
         sampled = max(_sampled_sequences(job, spec) for spec in specs.values())
-        hours = sampled * forward_flops(s, mean, mean) / (n * job.settings.sample_tflops * 1e12) / 3600
-        per_seq = cap * kv_cache_bytes_per_token(s, b)
-        fit = max(0, int((job.settings.usable_bytes - sum(state.values())) // per_seq))
-        out.append(Estimate("distill (sampler)", n, kv, hours=hours,
-                            fix=f"set train.sampler_batch_size <= {fit} (now {batch}), or train.max_seq_len, or "
-                                "more GPUs (--gpus / resources.gpus_train)",
-                            notes=f"HF generate, {batch} sequences at once; {sampled:.0f} sequences a run "
-                                  "(an underestimate: HF generate is slower than the assumed throughput)"))
+        live = LIVE_SAMPLER_ESTIMATES.get(job.config["sampling"]["backend"])
+        out.append(live(job, state, step, cap, sampled))
     return out
+
+
+def _hf_sampler(job: Job, state: Mapping[str, float], step: Mapping[str, float], cap: int,
+                sampled: float) -> Estimate:
+    """HF ``generate`` on the student: one batch's KV cache at once, in place of a training micro-batch."""
+    s, b, n = job.student, job.dtype_bytes, job.train_gpus
+    mean = int(job.mean_tokens(job.config["sampling"]["max_new_tokens"]))
+    batch = int(train_key(job, "sampler_batch_size") or job.config["sampling"]["batch_size"])
+    kv = {**state, "kv_cache": batch * cap * kv_cache_bytes_per_token(s, b)}
+    hours = sampled * forward_flops(s, mean, mean) / (n * job.settings.sample_tflops * 1e12) / 3600
+    per_seq = cap * kv_cache_bytes_per_token(s, b)
+    fit = max(0, int((job.settings.usable_bytes - sum(state.values())) // per_seq))
+    return Estimate("distill (sampler)", n, kv, hours=hours,
+                    fix=f"set train.sampler_batch_size <= {fit} (now {batch}), or train.max_seq_len, or "
+                        "more GPUs (--gpus / resources.gpus_train)",
+                    notes=f"HF generate, {batch} sequences at once; {sampled:.0f} sequences a run "
+                          "(an underestimate: HF generate is slower than the assumed throughput)")
+
+
+def _vllm_sampler(job: Job, state: Mapping[str, float], step: Mapping[str, float], cap: int,
+                  sampled: float) -> Estimate:
+    """A vLLM engine beside the student on every training GPU (paced.rollouts.live_vllm): it reserves
+    ``vllm.train_gpu_memory_utilization`` of the GPU for the whole run (its weights + KV cache), so a training step
+    must fit in the rest; it decodes as many sequences at once as that KV cache holds (memory-bound time)."""
+    s, b, n = job.student, job.dtype_bytes, job.train_gpus
+    share = float((job.config.get("vllm") or {}).get("train_gpu_memory_utilization",
+                                                       DEFAULT_TRAIN_GPU_MEMORY_UTILIZATION))
+    engine = share * job.settings.gpu_mem_gb * 1e9
+    weights = b * param_count(s)
+    kv_tok = kv_cache_bytes_per_token(s, b)
+    max_new = int(job.config["sampling"]["max_new_tokens"])
+    mean_context = job.settings.prompt_tokens + job.settings.mean_response_fraction * max_new / 2
+    in_flight = max(0.0, (engine - weights) / (mean_context * kv_tok))
+    fits_one = engine - weights >= cap * kv_tok
+    hours = decode_hours(job, s, sampled / n, max_new, max(1.0, in_flight), 1)
+    room = job.settings.usable_bytes - sum(step.values())
+    return Estimate("distill (sampler)", n, {**step, "vllm_engine": engine}, hours=hours,
+                    fix=(f"lower vllm.train_gpu_memory_utilization (now {share}; the training step leaves "
+                         f"{max(0.0, room) / 1e9:.1f} GB) or the micro-batch (train.micro_batch_tokens)"
+                         if fits_one else f"raise vllm.train_gpu_memory_utilization (now {share}): its "
+                         f"{engine / 1e9:.1f} GB hold the weights ({weights / 1e9:.1f} GB) but not one "
+                         f"{cap}-token sequence's KV cache"),
+                    notes=f"vLLM beside the student, {share:.0%} of each GPU, ~{in_flight:.0f} sequences in flight; "
+                          f"{sampled:.0f} sequences a run")
+
+
+LIVE_SAMPLER_ESTIMATES: Registry[Callable[..., Estimate]] = Registry("in-training sampler")
+LIVE_SAMPLER_ESTIMATES.add("hf", _hf_sampler)
+LIVE_SAMPLER_ESTIMATES.add("vllm", _vllm_sampler)
 
 
 def fix_message(job: Job, state: Mapping[str, float], tokens: int, cap: int) -> str:

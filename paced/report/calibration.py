@@ -33,6 +33,8 @@ def pool_histograms(rates: Iterable[Mapping[str, Any]]) -> dict[str, list[int]]:
     """``{tier: [#problems with j correct of k, j = 0..k]}`` from ``passrates.jsonl`` rows."""
     out: dict[str, list[int]] = {}
     for r in rates:
+        if r.get("overlong"):  # skipped by the pass-rate stage: no estimate
+            continue
         k = int(r["k"])
         hist = out.setdefault(str(r.get("tier")), [0] * (k + 1))
         if len(hist) != k + 1:

@@ -124,6 +124,7 @@ def tier_weight_shares(logs: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
 def passrate_counts(rows: Sequence[Mapping[str, object]]) -> tuple[int, list[int]]:
     """(k, counts[j] = problems with j of k rollouts correct) from ``passrates.jsonl`` rows; k is the largest in
     the rows, and a row with another k is placed at the nearest j/k of its ``num_correct / k``."""
+    rows = [r for r in rows if not r.get("overlong")]  # skipped by the pass-rate stage: no estimate
     k = max(int(r["k"]) for r in rows) if rows else 1  # type: ignore[call-overload]
     counts = [0] * (k + 1)
     for r in rows:

@@ -160,6 +160,7 @@ def plot_passrate_hist(
 ) -> list[Path]:
     """Histograms of p̂ from two ``passrates.jsonl`` files side by side, overall and per tier."""
     frames = [_read_jsonl(before), _read_jsonl(after)]
+    frames = [f[~f["overlong"].fillna(False).astype(bool)] if "overlong" in f else f for f in frames]  # no estimate
     tiers = ["all", *sorted({t for f in frames if "tier" in f for t in f["tier"].dropna().unique()}, key=tier_key)]
     k = int(max(f["k"].max() for f in frames))
     fig, axes = new_figure(1, len(tiers), width=4.4, height=3.6)

@@ -72,6 +72,12 @@ class Sampler(ABC):
     def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Rollout]]:
         """Returns ``out[i][j]``: the j-th of ``params.n`` rollouts for ``prompts[i]``."""
 
+    def part_seed(self, seed: int, start: int) -> int:
+        """The seed of a call whose first prompt is the ``start``-th of a job seeded ``seed`` that is sampled in
+        several calls (:mod:`paced.rollouts.in_parts`): ``seed + start``, distinct for every call of the job.
+        A backend that seeds sub-batches of a call itself overrides this so its calls do not share seeds."""
+        return seed + start
+
 
 SAMPLERS: Registry[type[Sampler]] = Registry("sampler backend")
 

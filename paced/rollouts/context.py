@@ -89,3 +89,21 @@ def fit_rows(prompt_tokens: Sequence[int], ids: Sequence[str], *, limit: int, ma
         log.warning("%s: skipped %d of %d rows whose prompt + %d new tokens exceeds %d tokens (first: %s)",
                     source, len(dropped), len(ids), max_new_tokens, limit, ", ".join(map(str, dropped[:5])))
     return keep
+
+
+def fit_prompts(model: str, prompts: Sequence[str], ids: Sequence[str], *, max_new_tokens: int, source: str,
+                policy: str = "refuse", lines: Sequence[int] | None = None, max_model_len: int | None = None,
+                trust_remote_code: bool = False, key: str = "model",
+                budget_key: str = "sampling.max_new_tokens") -> list[int]:
+    """Indices of ``prompts`` that fit ``model``'s context with ``max_new_tokens`` more (:func:`check_context` on
+    the budget, then :func:`fit_rows` on the prompts as ``model``'s tokenizer counts them); every index when no limit
+    is known (a hub id not in the local cache: the backend checks)."""
+    limit = check_context(model, max_new_tokens, key=key, budget_key=budget_key, max_model_len=max_model_len)
+    if limit is None or not prompts:
+        return list(range(len(prompts)))
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
+    lengths = [len(x) for x in tok(list(prompts), add_special_tokens=False)["input_ids"]]
+    return fit_rows(lengths, ids, limit=limit, max_new_tokens=max_new_tokens, source=source, policy=policy,
+                    lines=lines)

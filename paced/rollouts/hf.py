@@ -4,7 +4,9 @@ Batched, with the KV cache, ``num_return_sequences = n``, left padding, greedy w
 ``temperature == 0``, and completions cut at the first EOS. Sampling is seeded: each chunk of
 prompts runs under ``torch.random.fork_rng`` seeded with ``params.seed`` + the chunk index, so the
 same prompts, params and ``batch_size`` give the same rollouts and the caller's global RNG is left
-untouched (``generate`` draws from the global generator; it takes no ``torch.Generator``).
+untouched (``generate`` draws from the global generator; it takes no ``torch.Generator``). A job sampled in parts
+seeds each part with :meth:`HFSampler.part_seed`: parts that start at multiples of ``batch_size`` give the rollouts
+of one call.
 
 At scale: the shared prefill computes logits for the last position only (``logits_to_keep=1``; full
 logits of 1,024 prompts of 200 tokens at Qwen3's vocabulary of 151,936 are 62 GB in bf16), ``batch_size``
@@ -103,6 +105,11 @@ class HFSampler(Sampler):
         finally:
             self.model.train(was_training)
         return out
+
+    def part_seed(self, seed: int, start: int) -> int:
+        """``seed`` + the index of the chunk ``start`` falls in (rounded up): the chunks of a job split into calls at
+        multiples of ``batch_size`` get the seeds one call would give them, so the rollouts are the same."""
+        return seed + -(-start // self.batch_size)
 
     def _fork_devices(self) -> list[int]:
         dev = next(self.model.parameters()).device

@@ -4,8 +4,9 @@
 engine once (``LLM(seed=...)``) and never per request: a per-request seed repeated across
 requests (as lm-eval does for repeats) makes identical samples, so ``params.seed`` is not used
 per call. Runs are reproducible for the same engine seed and call order.
-vLLM samples a model *path* (a fixed checkpoint), so it serves the pass-rate and reference stages and
-evaluation, not the on-policy samples of an in-training student (use ``hf`` there).
+An engine starts from a model *path*; :meth:`VLLMSampler.load_weights` then replaces its weights in place (an
+in-process engine only), which is how the trainer samples its in-training student
+(:mod:`paced.rollouts.live_vllm`).
 Engine arguments come from a :class:`~paced.rollouts.vllm_config.VLLMConfig` (the config's ``vllm:``
 section); :meth:`VLLMSampler.close` (or ``with``) shuts the engine down and frees its memory, so a second
 engine can start in the same process.
@@ -13,9 +14,11 @@ engine can start in the same process.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from paced.rollouts.base import SAMPLERS, Rollout, Sampler, SamplingParams
@@ -39,16 +42,21 @@ def import_vllm() -> Any:
     return vllm
 
 
-def shutdown_engine(llm: Any) -> None:
+def shutdown_engine(llm: Any, *, keep_process_group: bool = False) -> None:
     """Stop a ``vllm.LLM``'s engine (its worker processes, where it has any) and free its memory.
 
     vLLM frees nothing while an engine object is alive; lm-eval never shuts its engines down. Safe to
-    call twice, and on an engine that failed half-way.
+    call twice, and on an engine that failed half-way. ``keep_process_group``: the engine ran over a process
+    group it did not create (``external_launcher`` under torchrun), which its owner still needs.
     """
     engine = getattr(llm, "llm_engine", None)
     core = getattr(engine, "engine_core", None)
     if core is not None and hasattr(core, "shutdown"):
-        core.shutdown()
+        with _default_group_kept() if keep_process_group else contextlib.nullcontext():
+            core.shutdown()  # tears down vLLM's groups, and the default one unless kept
+    if keep_process_group:
+        gc.collect()
+        return
     try:  # an in-process engine holds the distributed state; the next engine would find it taken
         from vllm.distributed.parallel_state import destroy_distributed_environment, destroy_model_parallel
 
@@ -61,6 +69,25 @@ def shutdown_engine(llm: Any) -> None:
 
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+@contextlib.contextmanager
+def _default_group_kept() -> Iterator[None]:
+    """While it lasts, ``torch.distributed.destroy_process_group()`` of the default group does nothing (an engine's
+    shutdown destroys every group, the launcher's included; subgroups vLLM made are still destroyed)."""
+    import torch.distributed as dist
+
+    destroy = dist.destroy_process_group
+
+    def keep_default(group: Any = None) -> None:
+        if group is not None:
+            destroy(group)
+
+    dist.destroy_process_group = keep_default
+    try:
+        yield
+    finally:
+        dist.destroy_process_group = destroy
 
 
 @SAMPLERS.register("vllm")
@@ -90,6 +117,11 @@ class VLLMSampler(Sampler):
                                   **cfg.engine_kwargs(dtype), **llm_kwargs}
         if isinstance(tokenizer, str):
             kwargs["tokenizer"] = tokenizer
+        self.external = kwargs.get("distributed_executor_backend") == "external_launcher"
+        # the model runs in this process (its weights can be replaced in place): an external launcher's engine, or
+        # one built with V1 multiprocessing off and the in-process executor
+        self.in_process = self.external or (os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0"
+                                            and kwargs.get("distributed_executor_backend") == "uni")
         log.info("starting a vLLM engine: %s", kwargs)
         self.llm = vllm.LLM(**kwargs)
         self.eos_id = getattr(self.llm.get_tokenizer(), "eos_token_id", None)
@@ -104,13 +136,30 @@ class VLLMSampler(Sampler):
         """Shut the engine down (see :func:`shutdown_engine`); the sampler cannot generate afterwards."""
         llm, self.llm = getattr(self, "llm", None), None
         if llm is not None:
-            shutdown_engine(llm)
+            shutdown_engine(llm, keep_process_group=getattr(self, "external", False))
             log.info("vLLM engine shut down")
 
-    def _ids(self, token_ids: Sequence[int]) -> tuple[int, ...]:
+    def load_weights(self, weights: Iterable[tuple[str, Any]]) -> None:
+        """Replace the engine's weights in place with ``weights`` ((checkpoint name, tensor) pairs, as a Hugging
+        Face ``state_dict`` names them; consumed one at a time) and drop its prefix cache, whose keys and values
+        the old weights computed. Needs an in-process engine (see :attr:`in_process`)."""
+        if self.llm is None:
+            raise RuntimeError("VLLMSampler.load_weights after close(): build a new sampler")
+        if not self.in_process:
+            raise RuntimeError("VLLMSampler.load_weights needs the model in this process: build the engine with "
+                               "distributed_executor_backend='uni' and VLLM_ENABLE_V1_MULTIPROCESSING=0 (or "
+                               "'external_launcher' under torchrun)")
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(weights)})
+        self.llm.reset_prefix_cache()
+
+    def _ids(self, token_ids: Sequence[int], stopped_on_eos: bool = False) -> tuple[int, ...]:
+        """Token ids without the EOS that ended the sample (Rollout ids exclude it, as the hf backend's do).
+        ``stopped_on_eos``: vLLM says an end-of-sequence token stopped it (``finish_reason == "stop"``, no stop
+        string or token of ours): the last token is one of the model's EOS ids, which may be another than the
+        tokenizer's (Qwen3's generation config stops on ``<|im_end|>`` and ``<|endoftext|>``)."""
         ids = [int(t) for t in token_ids]
-        if ids and self.eos_id is not None and ids[-1] == self.eos_id:
-            ids = ids[:-1]  # Rollout ids exclude EOS, as the hf backend's do
+        if ids and (stopped_on_eos or (self.eos_id is not None and ids[-1] == self.eos_id)):
+            ids = ids[:-1]
         return tuple(ids)
 
     def to_vllm_params(self, params: SamplingParams) -> Any:
@@ -130,11 +179,15 @@ class VLLMSampler(Sampler):
                                     use_tqdm=_progress_bar if self.progress else False)
         result = []
         for out in outputs:  # vLLM returns outputs in prompt order
-            rollouts = [Rollout(text=c.text, token_ids=self._ids(c.token_ids)) for c in out.outputs]
+            rollouts = [Rollout(text=c.text, token_ids=self._ids(c.token_ids, _stopped_on_eos(c))) for c in out.outputs]
             result.append(rollouts * params.n if params.temperature == 0 else rollouts[:params.n])
         if len(result) != len(prompts):
             raise RuntimeError(f"vLLM returned {len(result)} outputs for {len(prompts)} prompts")
         return result
+
+
+def _stopped_on_eos(completion: Any) -> bool:
+    return getattr(completion, "finish_reason", None) == "stop" and getattr(completion, "stop_reason", None) is None
 
 
 def _progress_bar(*args: Any, **kwargs: Any) -> LoggingTqdm:

@@ -10,7 +10,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 VLLM_DTYPES = ("auto", "float32", "bfloat16", "float16")
-_EXECUTORS = (None, "uni", "mp", "ray")
+# external_launcher: one engine per torchrun process, in that process, over the process group it already has
+# (the trainer's in-training engines, :mod:`paced.rollouts.live_vllm`)
+_EXECUTORS = (None, "uni", "mp", "ray", "external_launcher")
+
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,6 @@ FUSED_MODES = ("auto", "on", "off")
 SHARDINGS = ("none", "fsdp")  # fsdp: FSDP2 fully_shard of the decoder layers + root, under torchrun
 TEACHER_SHARDINGS = ("replicate", "shard")
 FUSED_AUTO_MIN_VOCAB = 32768  # "auto" fuses from here: one fp32 [T, V] logits tensor is ≥ 128 kB a token
-# Backends that can sample the in-training student (they take a live model object).
-LIVE_SAMPLERS = ("hf",)
 
 
 def _require(ok: bool, field_name: str, value: Any, allowed: str) -> None:
@@ -85,7 +83,10 @@ class DistillConfig:
     save_steps: tuple[int, ...] = ()
     seed: int = 0
     sampler: str | None = "hf"
-    sampler_batch_size: int = 64
+    sampler_batch_size: int = 64  # prompts per generate call of the hf sampler
+    # engine settings of the in-training vLLM sampler (sampler='vllm'; paced.rollouts.live_vllm): the vllm: section's
+    # keys (paced.rollouts.vllm_config.VLLMConfig), gpu_memory_utilization being the engine's share beside the student
+    vllm: dict[str, Any] | None = None
     max_new_tokens: int = 64
     temperature: float = 1.0  # on-policy samples are drawn from the student's own distribution
     # the other decoding settings of every in-training sample (p̂ refresh, on-policy), as sampling.* sets them for
@@ -134,6 +135,11 @@ class DistillConfig:
                  "None or a backend name")
         _require(_is_int(self.sampler_batch_size) and self.sampler_batch_size >= 1, "sampler_batch_size",
                  self.sampler_batch_size, "integers >= 1")
+        if self.vllm is not None:
+            from paced.rollouts.vllm_config import VLLMConfig
+
+            _require(isinstance(self.vllm, Mapping), "vllm", self.vllm, "None or a mapping of vllm: settings")
+            VLLMConfig.from_mapping(dict(self.vllm))  # unknown keys and bad values: one line naming the key
         _require(_is_int(self.max_new_tokens) and self.max_new_tokens >= 1, "max_new_tokens",
                  self.max_new_tokens, "integers >= 1")
         _require(self.temperature > 0, "temperature", self.temperature, "(0, inf)")

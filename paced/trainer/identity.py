@@ -14,6 +14,7 @@ from typing import Any
 from paced.fingerprint import canonical_digest, path_digest
 from paced.methods import MethodSpec
 from paced.trainer.config import DistillConfig
+from paced.vllm_keys import TRAINING_IDENTITY_KEYS
 
 # Fields that say where to write, how to show progress, or how a step is split into micro-batches and recomputed
 # (the same sums in another order, equal up to float rounding): never what is learned. So a run killed for memory
@@ -27,6 +28,10 @@ def run_identity(config: DistillConfig, method: MethodSpec, processes: int = 1) 
     """``{"config", "method", "inputs", "digest"}``: the run's identity and its digest. ``processes`` (the world
     size) is part of it: each rank samples with its own seed, so another process count is another run."""
     cfg = {**{k: v for k, v in config.to_dict().items() if k not in NOT_IDENTITY}, "processes": int(processes)}
+    if cfg.get("vllm") is None:
+        cfg.pop("vllm", None)  # no in-training engine: the key stays out, as before there was one
+    else:  # of the in-training engine only its dtype: its memory share, context size and executor say how it runs
+        cfg["vllm"] = {k: v for k, v in cfg["vllm"].items() if k in TRAINING_IDENTITY_KEYS}
     inputs = {k: path_digest(getattr(config, k)) for k in INPUT_FILES}
     body = {"config": cfg, "method": method.to_dict(), "inputs": inputs}
     return {**body, "digest": canonical_digest(body)}

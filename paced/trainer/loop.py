@@ -56,7 +56,7 @@ from paced.trainer.distributed import (
 from paced.trainer.identity import run_identity
 from paced.trainer.refresh import apply_online, initial_state, maybe_refresh
 from paced.trainer.setup import build_context, load_model, load_tokenizer, make_accelerator, validate_run
-from paced.trainer.step import NonFiniteLossError, StepContext, batch_loss, rank_micro_batches
+from paced.trainer.step import NonFiniteLossError, StepContext, batch_loss, presample, rank_micro_batches
 from paced.trainer.train_log import TrainingLog
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,21 @@ def stage_of(step: int, stage_steps: list[int]) -> int:
     raise IndexError(f"step {step} is past the schedule {stage_steps}")
 
 
+def without_overlong(docs: list[Doc], config: DistillConfig, method: MethodSpec) -> list[Doc]:
+    """The training pool less the problems the pass-rate stage skipped as over-long (``sampling.overlong: skip``;
+    their rows carry 0 of K correct and a flag, and no reference), logged with their count."""
+    if not (method.uses_pass_rates and config.passrates):
+        return docs
+    from paced.passrate.files import overlong_ids
+
+    skipped = overlong_ids(config.passrates)
+    if skipped:
+        log.warning("%d of %d training problems are left out: their prompt + budget exceeds the model's context "
+                    "(flagged over-long in %s; e.g. %s)", len(skipped), len(docs), config.passrates,
+                    ", ".join(sorted(skipped)[:5]))
+    return [d for d in docs if d.id not in skipped]
+
+
 def _train_step(ctx: StepContext, acc: Any, optimizer: Any, docs: list[Doc],
                 weights: np.ndarray, stage_idx: int, step: int) -> float | None:
     """One optimizer step on the whole batch ``docs`` (all processes), micro-batch by micro-batch, with
@@ -88,6 +103,23 @@ def _train_step(ctx: StepContext, acc: Any, optimizer: Any, docs: list[Doc],
     config, stage = ctx.config, ctx.method.stages[stage_idx]
     groups = rank_micro_batches(ctx, docs, weights, stage, acc.process_index, acc.num_processes)
     groups += [[]] * (max_over_ranks(max(1, len(groups)), ctx.device) - len(groups))  # same passes everywhere
+    if stage.on_policy and getattr(ctx.sampler, "whole_batch", False):
+        presample(ctx, docs, weights, groups, step)  # one sampler call per process, as a collective reload needs
+    try:
+        total = _accumulate(ctx, acc, docs, weights, stage_idx, step, groups)
+    finally:
+        ctx.presampled = None
+    if config.max_grad_norm is not None:
+        clip_grad_norm_(list(ctx.model.parameters()), config.max_grad_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return total
+
+
+def _accumulate(ctx: StepContext, acc: Any, docs: list[Doc], weights: np.ndarray, stage_idx: int, step: int,
+                groups: list[list[int]]) -> float:
+    """Forward and backward of each micro-batch in ``groups``; returns the summed loss."""
+    config, stage = ctx.config, ctx.method.stages[stage_idx]
     sharded, total = is_sharded(ctx.model), 0.0
     for rows in groups:
         with compute_autocast(ctx.device, config.torch_dtype, config.torch_master_dtype, sharded):
@@ -99,10 +131,6 @@ def _train_step(ctx: StepContext, acc: Any, optimizer: Any, docs: list[Doc],
                                      "checkpoint was written from this step.")
         acc.backward(loss * acc.num_processes)  # DDP and FSDP average gradients over processes; shares add up
         total += value
-    if config.max_grad_norm is not None:
-        clip_grad_norm_(list(ctx.model.parameters()), config.max_grad_norm)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
     return total
 
 
@@ -146,7 +174,7 @@ def distill(config: DistillConfig, method: MethodSpec | str | dict[str, Any], *,
     acc = make_accelerator(config)
     stage_steps = validate_run(config, method, acc.num_processes)  # before any weights load
     task = get_task(config.task, chat_tokenizer=config.chat_tokenizer, enable_thinking=config.enable_thinking)
-    docs = task.load(config.data)
+    docs = without_overlong(task.load(config.data), config, method)
     out = Path(config.out_dir)
     if not method.stages:
         return _save_untouched(config, method, out, acc)
@@ -154,15 +182,20 @@ def distill(config: DistillConfig, method: MethodSpec | str | dict[str, Any], *,
     ckpt = _resume_point(out, identity, resume, acc)
     ctx, optimizer, scheduler, docs = build_context(config, method, task, docs, acc, ckpt)
     ctx.identity = identity
-    saved = _restore(ckpt, ctx, optimizer, scheduler) if ckpt is not None else None
-    if saved is None:
-        initial_state(ctx, config, method, docs)
-    start = int(saved["step"]) if saved else 0
-    runlog = TrainingLog(out / "log.jsonl", acc.is_main_process, start if saved else None)
-    if saved:
-        set_rng_state(saved["rng"])  # last, so nothing in setup consumes the restored streams
-    skipped, last_loss = _run_steps(ctx, acc, optimizer, scheduler, docs, stage_steps, runlog, start,
-                                    int(saved["skipped_batches"]) if saved else 0)
+    try:
+        saved = _restore(ckpt, ctx, optimizer, scheduler) if ckpt is not None else None
+        if saved is None:
+            initial_state(ctx, config, method, docs)
+        start = int(saved["step"]) if saved else 0
+        runlog = TrainingLog(out / "log.jsonl", acc.is_main_process, start if saved else None)
+        if saved:
+            set_rng_state(saved["rng"])  # last, so nothing in setup consumes the restored streams
+        skipped, last_loss = _run_steps(ctx, acc, optimizer, scheduler, docs, stage_steps, runlog, start,
+                                        int(saved["skipped_batches"]) if saved else 0)
+    finally:
+        close = getattr(ctx.sampler, "close", None)
+        if close is not None:  # a vLLM engine: free its memory (also when the run fails)
+            close()
     if acc.is_main_process:
         write_json(out / "run.json", {"method": method.to_dict(), "skipped_batches": skipped,
                                       "last_loss": last_loss, "stage_steps": stage_steps,

@@ -20,7 +20,7 @@ from paced.passrate.refresh import REFRESH_POLICIES
 from paced.passrate.state import PassRateState
 from paced.rollouts.base import SAMPLERS
 from paced.tasks.base import DataError, Doc, Task, get_task
-from paced.trainer.config import LIVE_SAMPLERS, DistillConfig
+from paced.trainer.config import DistillConfig
 from paced.trainer.distributed import (
     check_same_on_every_rank,
     is_sharded,
@@ -28,6 +28,7 @@ from paced.trainer.distributed import (
     require_process_group,
     shard,
 )
+from paced.trainer.live_sampler import LIVE_SAMPLERS
 from paced.trainer.step import StepContext
 from paced.trainer.teacher import TeacherScorer, student_prompt, teacher_prompt
 
@@ -102,6 +103,14 @@ def validate_run(config: DistillConfig, method: MethodSpec, num_processes: int =
             raise ValueError(f"method {method.id!r} needs {why} from the in-training student, which "
                              f"sampler {config.sampler!r} cannot sample; use one of "
                              f"{', '.join(LIVE_SAMPLERS)}")
+        if config.sampler == "vllm":
+            import importlib.util
+
+            from paced.rollouts.vllm import INSTALL_HINT
+
+            if importlib.util.find_spec("vllm") is None:
+                raise ImportError(f"DistillConfig.sampler='vllm' ({why}): {INSTALL_HINT}, or sample in training "
+                                  "with sampler='hf'")
     if method.stages and method.teacher == "separate":
         if config.teacher is None:
             raise ValueError(f"method {method.id!r} distils from a separate teacher, but "
@@ -226,7 +235,7 @@ def reference_ids(config: DistillConfig, method: MethodSpec, task: Task, docs: S
 def build_context(config: DistillConfig, method: MethodSpec, task: Task, docs: Sequence[Doc], acc: Any,
                   ckpt: Path | None) -> tuple[StepContext, Any, Any, list[Doc]]:
     """Load the student (from ``ckpt`` when resuming), teacher, optimizer, scheduler and sampler."""
-    from paced.rollouts.base import get_sampler
+    from paced.trainer.live_sampler import build_live_sampler
 
     tokenizer = load_tokenizer(config.student, trust_remote_code=config.trust_remote_code)
     pool, refs = reference_ids(config, method, task, docs, tokenizer)
@@ -237,17 +246,18 @@ def build_context(config: DistillConfig, method: MethodSpec, task: Task, docs: S
         cache = int(config.teacher_cache_max_gb * 2**30) if config.teacher_cache == "memory" else 0
     else:
         teacher_model, cache = student, 0  # the current student, prompted with the answer; never cached
-    sampler = None
-    if needs_live_sampler(config, method):
-        sampler = get_sampler(config.sampler, model=student, tokenizer=tokenizer,
-                              batch_size=config.sampler_batch_size)
 
     def ids(text: str) -> list[int]:
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    student_ids = {d.id: ids(student_prompt(task, d)) for d in pool}
+    sampler = None
+    if needs_live_sampler(config, method):
+        sampler = build_live_sampler(config, student, tokenizer, optimizer,
+                                     max((len(x) for x in student_ids.values()), default=1))
     ctx = StepContext(
         config=config, method=method, task=task, tokenizer=tokenizer, model=model,
-        student_ids={d.id: ids(student_prompt(task, d)) for d in pool},
+        student_ids=student_ids,
         teacher_ids={d.id: ids(teacher_prompt(method, task, d)) for d in pool},
         references=refs,
         teacher=TeacherScorer(teacher_model, int(tokenizer.pad_token_id), cache_max_bytes=cache),

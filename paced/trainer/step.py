@@ -75,6 +75,9 @@ class StepContext:
     device: torch.device
     rank: int = 0
     online_outcomes: list[tuple[str, int]] = field(default_factory=list)
+    # this step's on-policy responses by batch index, sampled in one call before its micro-batches (samplers that
+    # take a whole batch at once, e.g. vLLM's); None: each micro-batch samples its own
+    presampled: dict[int, list[int]] | None = None
     identity: dict[str, Any] = field(default_factory=dict)  # trainer.identity.run_identity, saved with checkpoints
 
     @property
@@ -193,10 +196,27 @@ def rank_micro_batches(ctx: StepContext, docs: Sequence[Doc], weights: np.ndarra
     zero-weight problems dropped, cut by :func:`paced.trainer.microbatch.plan_micro_batches`."""
     mine = [i for i in range(rank, len(docs), nproc) if weights[i] > 0]
     rows = ctx.config.micro_batch_size
-    if stage.on_policy and is_sharded(ctx.model):  # one generate chunk per micro-batch on every process, so the
+    per_micro_batch = not getattr(ctx.sampler, "whole_batch", False)
+    if stage.on_policy and is_sharded(ctx.model) and per_micro_batch:  # one generate chunk per micro-batch, so the
         rows = min(rows or ctx.config.sampler_batch_size, ctx.config.sampler_batch_size)  # all-gathers pair up
     plan = plan_micro_batches(micro_batch_lengths(ctx, docs, mine, stage), rows, ctx.config.micro_batch_tokens)
     return [[mine[j] for j in group] for group in plan]
+
+
+def forwarded_rows(rows: Sequence[int], weights: np.ndarray) -> tuple[list[int], bool]:
+    """The rows a micro-batch forwards, and whether it is idle: its non-zero-weight rows; with none, one problem
+    (its first row, else problem 0) forwarded with a zero share, so the process still joins the collectives."""
+    live = [i for i in rows if weights[i] > 0]
+    return (live, False) if live else ([rows[0] if rows else 0], True)
+
+
+def presample(ctx: StepContext, docs: Sequence[Doc], weights: np.ndarray, groups: Sequence[Sequence[int]],
+              step: int) -> None:
+    """Sample the on-policy responses of every micro-batch in ``groups`` in one sampler call (into
+    ``ctx.presampled``), for samplers that take a whole batch (``whole_batch``): vLLM keeps them all in flight
+    instead of a micro-batch's few at a time."""
+    rows = sorted({i for g in groups for i in forwarded_rows(g, weights)[0]})
+    ctx.presampled = dict(zip(rows, sample_responses(ctx, [docs[i] for i in rows], step), strict=True))
 
 
 def batch_loss(ctx: StepContext, docs: Sequence[Doc], weights: np.ndarray, stage: StageSpec,
@@ -211,11 +231,11 @@ def batch_loss(ctx: StepContext, docs: Sequence[Doc], weights: np.ndarray, stage
     still joins the collectives of DDP/FSDP) forwards one problem with a zero share.
     """
     rows = list(range(len(docs))) if rows is None else list(rows)
-    live = [i for i in rows if weights[i] > 0]
-    idle = not live
-    live = live or [rows[0] if rows else 0]
+    live, idle = forwarded_rows(rows, weights)
     live_docs = [docs[i] for i in live]
-    if stage.on_policy:
+    if stage.on_policy and ctx.presampled is not None:
+        full_responses = [ctx.presampled[i] for i in live]
+    elif stage.on_policy:
         full_responses = sample_responses(ctx, live_docs, step)
     else:
         full_responses = [ctx.references[d.id] for d in live_docs]

@@ -10,7 +10,7 @@ rule passrates_base:
         L.bench("passrates_base.tsv")
     params:
         stage=passrates_stage.params(SUITE, SUITE.student),
-    threads: 1
+    threads: SUITE.resources.cpus_sample  # rollouts are verified on this many processes
     resources:
         gpu=SUITE.resources.gpus_sample,
     script:
@@ -29,7 +29,7 @@ rule references:
         L.bench("references.tsv")
     params:
         stage=references_stage.params(SUITE),
-    threads: 1
+    threads: SUITE.resources.cpus_sample  # rollouts are verified on this many processes
     resources:
         gpu=SUITE.resources.gpus_sample,
     script:
@@ -48,7 +48,7 @@ rule passrates_after:
         L.bench("passrates", "{method}_seed{seed}.tsv")
     params:
         stage=lambda wc: passrates_stage.params(SUITE, L.checkpoint(wc.method, wc.seed, SUITE.train.steps)),
-    threads: 1
+    threads: SUITE.resources.cpus_sample  # rollouts are verified on this many processes
     resources:
         gpu=SUITE.resources.gpus_sample,
     script:

@@ -8,4 +8,5 @@ setup_logging(sm.log[0])
 with gpu_slot(sm.resources.get("gpu", 0)):
     passrates.run_after(with_runtime(sm.params.stage, sm.config), sm.output.rates, sm.output.summary,
                         on_error=sm.config["on_error"], context={"method": sm.wildcards.method,
-                                                                 "seed": int(sm.wildcards.seed)})
+                                                                 "seed": int(sm.wildcards.seed)},
+                        workers=sm.threads)
