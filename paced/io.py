@@ -7,6 +7,7 @@ the same directory + ``os.replace``), so a killed job never leaves a half-writte
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -35,6 +36,20 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextmanager
+def job_log() -> Iterator[Any]:
+    """The file this process logs to (the root logger's file handler: a workflow job's log), open for appending;
+    None when it logs to no file (then the launched processes write to this one's stdout and stderr)."""
+    path = next((h.baseFilename for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)), None)
+    if path is None:
+        yield None
+        return
+    for h in logging.getLogger().handlers:
+        h.flush()
+    with open(path, "a", encoding="utf-8") as fh:
+        yield fh
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

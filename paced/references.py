@@ -15,7 +15,6 @@ from typing import Any
 
 from paced.io import provenance, write_json, write_jsonl
 from paced.rollouts.base import Sampler, SamplingParams
-from paced.rollouts.in_parts import first_correct_record
 from paced.rollouts.sampling_job import run_sampling_job
 from paced.tasks.base import Doc, Task, get_task
 
@@ -28,19 +27,22 @@ def generate_references(teacher: str | Sampler, task: str | Task, data: str | Pa
                         sampler: str = "hf", sampler_kwargs: Mapping[str, Any] | None = None,
                         summary_path: str | Path | None = None, decoding: Mapping[str, Any] | None = None,
                         part_size: int = 512, workers: int = 1, overlong: str = "refuse",
-                        resume_key: Mapping[str, Any] | None = None) -> Path:
+                        resume_key: Mapping[str, Any] | None = None, replicas: int = 1,
+                        replica_devices: Sequence[str] | None = None) -> Path:
     """Teacher responses per problem → ``out_path`` (jsonl) + a summary (default:
     ``references_summary.json`` beside it). See the module docstring for which sample is kept.
 
-    Sampled in resumable parts of ``part_size`` problems, checked on ``workers`` processes, after the over-long
-    check (``overlong``: refuse or skip), as :func:`paced.rollouts.sampling_job.run_sampling_job` says (with
-    ``resume_key``). A skipped problem gets no row (the trainer leaves a problem without a reference out of
-    teacher-forced training); the summary counts them (``n_overlong``)."""
+    Sampled in resumable parts of ``part_size`` problems on ``replicas`` processes (``replica_devices``: their
+    devices), checked on ``workers`` processes each, after the over-long check (``overlong``: refuse or skip), as
+    :func:`paced.rollouts.sampling_job.run_sampling_job` says (with ``resume_key``). A skipped problem gets no row
+    (the trainer leaves a problem without a reference out of teacher-forced training); the summary counts them
+    (``n_overlong``)."""
     params = SamplingParams.from_section({**dict(decoding or {}), "max_new_tokens": max_new_tokens,
                                           "temperature": temperature}, n=attempts, seed=seed)
-    job = run_sampling_job("references", teacher, task, data, out_path, params, record=first_correct_record,
+    job = run_sampling_job("references", teacher, task, data, out_path, params, record="first_correct",
                            sampler=sampler, sampler_kwargs=sampler_kwargs, part_size=part_size, workers=workers,
-                           overlong=overlong, resume_key=resume_key)
+                           overlong=overlong, resume_key=resume_key, replicas=replicas,
+                           replica_devices=replica_devices)
     rows = [{"id": d.id, "reference": r["reference"], "correct": bool(r["correct"]), "tier": d.tier}
             for d, r in zip(job.docs, job.records, strict=True) if r["correct"] or not only_correct]
     out_path = Path(out_path)

@@ -87,7 +87,7 @@ def test_each_accelerate_launch_takes_a_free_port(monkeypatch: pytest.MonkeyPatc
     launched: list[list[str]] = []
     import subprocess
 
-    def launch(cmd, check=False):
+    def launch(cmd, check=False, **kw):
         launched.append(cmd)
         return subprocess.CompletedProcess(cmd, 0)
 

@@ -20,7 +20,6 @@ from paced.passrate.estimators import estimate_pass_rate
 from paced.passrate.files import write_passrates
 from paced.passrate.state import PassRateState, histogram
 from paced.rollouts.base import Sampler, SamplingParams
-from paced.rollouts.in_parts import outcome_record
 from paced.rollouts.sampling_job import run_sampling_job
 from paced.tasks.base import Doc, Task
 
@@ -42,23 +41,26 @@ def estimate_pass_rates(model: str | Sampler, task: str | Task, data: str | Path
                         sampler: str = "hf", sampler_kwargs: Mapping[str, Any] | None = None,
                         summary_path: str | Path | None = None, decoding: Mapping[str, Any] | None = None,
                         part_size: int = 512, workers: int = 1, overlong: str = "refuse",
-                        resume_key: Mapping[str, Any] | None = None) -> Path:
+                        resume_key: Mapping[str, Any] | None = None, replicas: int = 1,
+                        replica_devices: Sequence[str] | None = None) -> Path:
     """K rollouts per problem → ``out_path`` (jsonl) + ``summary_path`` (default: ``summary.json``
     beside it). ``model`` is a checkpoint path (a ``sampler`` backend loads it) or a Sampler. ``decoding``:
     further :class:`~paced.rollouts.base.SamplingParams` fields (top_p, top_k, min_p, presence_penalty).
 
-    Sampled in resumable parts of ``part_size`` problems, checked on ``workers`` processes, after the over-long
-    check (``overlong``: refuse or skip), as :func:`paced.rollouts.sampling_job.run_sampling_job` says (with
-    ``resume_key``). A skipped problem keeps a row, ``num_correct = 0`` of ``k`` with ``overlong: true``: the
-    student cannot answer within its context and budget, and the trainer needs a pass rate for every training
-    problem; the summary's histogram and mean leave such rows out and count them (``n_overlong``).
+    Sampled in resumable parts of ``part_size`` problems on ``replicas`` processes (``replica_devices``: their
+    devices), checked on ``workers`` processes each, after the over-long check (``overlong``: refuse or skip), as
+    :func:`paced.rollouts.sampling_job.run_sampling_job` says (with ``resume_key``). A skipped problem keeps a
+    row, ``num_correct = 0`` of ``k`` with ``overlong: true``: the student cannot answer within its context and
+    budget, and the trainer needs a pass rate for every training problem; the summary's histogram and mean leave
+    such rows out and count them (``n_overlong``).
     """
     estimate_pass_rate(0, k, smoothing)  # validates k and the smoothing name before any sampling
     params = SamplingParams.from_section({**dict(decoding or {}), "max_new_tokens": max_new_tokens,
                                           "temperature": temperature}, n=k, seed=seed)
-    job = run_sampling_job("passrates", model, task, data, out_path, params, record=outcome_record,
+    job = run_sampling_job("passrates", model, task, data, out_path, params, record="outcomes",
                            sampler=sampler, sampler_kwargs=sampler_kwargs, part_size=part_size, workers=workers,
-                           overlong=overlong, resume_key=resume_key)
+                           overlong=overlong, resume_key=resume_key, replicas=replicas,
+                           replica_devices=replica_devices)
     outcomes = {r["id"]: r["outcomes"] for r in job.records}
     state = PassRateState(smoothing)
     state.set_outcomes(outcomes)

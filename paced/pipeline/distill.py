@@ -6,19 +6,18 @@ identity (a checkpoint resumes only under the same identity, :mod:`paced.trainer
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from paced.failures import CELL_ERROR_FILE, CellFailure
-from paced.io import atomic_write_text, read_json
+from paced.io import atomic_write_text, job_log, read_json
 from paced.pipeline.common import decoding, device, training_engine
 from paced.vllm_keys import TRAINING_IDENTITY_KEYS
 
@@ -105,20 +104,6 @@ def run(p: Mapping[str, Any], run_json: str, *, runtime: Mapping[str, Any], on_e
                                  nproc=p.get("nproc", 1)), [run_json], on_error=on_error, context=context)
 
 
-@contextlib.contextmanager
-def _job_log() -> Iterator[Any]:
-    """The file this process logs to (the root logger's file handler: a workflow job's log), open for appending;
-    None when it logs to no file (then the launched processes write to this one's stdout and stderr)."""
-    path = next((h.baseFilename for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)), None)
-    if path is None:
-        yield None
-        return
-    for h in logging.getLogger().handlers:
-        h.flush()
-    with open(path, "a", encoding="utf-8") as fh:
-        yield fh
-
-
 def run_distill(config: Any, method: Mapping[str, Any], *, accelerate_config: str | None = None,
                 resume: bool = True, nproc: int = 1) -> None:
     """Train in this process; under ``torchrun`` with ``nproc`` processes when ``config.sharding == "fsdp"``
@@ -149,7 +134,7 @@ def run_distill(config: Any, method: Mapping[str, Any], *, accelerate_config: st
     marker = Path(config.out_dir) / CELL_ERROR_FILE
     marker.unlink(missing_ok=True)
     log.info("launching: %s", shlex.join(cmd))
-    with _job_log() as out:  # the launched processes' lines go where this job's own do (the rule's log)
+    with job_log() as out:  # the launched processes' lines go where this job's own do (the rule's log)
         proc = subprocess.run(cmd, check=False, stdout=out, stderr=subprocess.STDOUT if out else None)
     if proc.returncode != 0 and marker.is_file():  # a process reported its cell's failure: record it, go on
         raise CellFailure(f"training process failed: {read_json(marker).get('error')}")

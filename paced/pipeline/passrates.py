@@ -18,30 +18,33 @@ def params(suite: Any, model: str) -> dict[str, Any]:
             "device": device(suite.resources.gpus_sample), "vllm": vllm_slice(suite)}
 
 
-def run(p: dict[str, Any], rates: str, summary: str, *, workers: int = 1) -> None:
+def run(p: dict[str, Any], rates: str, summary: str, *, workers: int = 1, gpus: int = 0) -> None:
     """Write ``rates`` (passrates.jsonl) and ``summary`` (histogram, provenance), sampling in resumable parts
-    beside ``rates`` and checking on ``workers`` processes (the job's threads)."""
+    beside ``rates`` on one replica per GPU of the job's ``gpus`` (per ``vllm.tensor_parallel_size`` GPUs) and
+    checking on ``workers`` processes (the job's threads, shared among the replicas)."""
     from paced.passrate.estimate import estimate_pass_rates
+    from paced.rollouts.replicas import split_job
 
     samp = p["sampling"]
+    kwargs = sampler_kwargs(samp, p["models"], p["device"], p["vllm"], seed=p["seed"])
+    replicas, workers = split_job(gpus, workers, kwargs)
     estimate_pass_rates(p["model"], task_for(p["task"], p["model"], p["models"]), p["data"], rates,
                         summary_path=summary, k=p["k"], smoothing=p["smoothing"],
                         max_new_tokens=samp["max_new_tokens"], temperature=samp["temperature"], seed=p["seed"],
                         sampler=samp["backend"], decoding=decoding(samp),
-                        sampler_kwargs=sampler_kwargs(samp, p["models"], p["device"], p["vllm"], seed=p["seed"]),
-                        part_size=samp["part_size"], overlong=samp["overlong"], workers=workers,
-                        resume_key=without_runtime(p))
+                        sampler_kwargs=kwargs, part_size=samp["part_size"], overlong=samp["overlong"],
+                        workers=workers, resume_key=without_runtime(p), replicas=replicas)
 
 
 def run_after(p: dict[str, Any], rates: str, summary: str, *, on_error: str, context: dict[str, Any],
-              workers: int = 1) -> None:
+              workers: int = 1, gpus: int = 0) -> None:
     """Pass rates of a distilled run; a failure that belongs to the cell is recorded (the figures skip it)."""
     from paced.io import atomic_write_text
     from paced.pipeline.cells import check_run, run_cell
 
     def estimate() -> None:
         check_run(Path(p["model"]).parents[1] / "run.json", p["model"])  # <run>/checkpoints/step<N>
-        run(p, rates, summary, workers=workers)
+        run(p, rates, summary, workers=workers, gpus=gpus)
 
     run_cell(estimate, [summary], on_error=on_error, context=context)
     if not Path(rates).exists():

@@ -5,6 +5,9 @@ checked by a :class:`~paced.tasks.verify.Verifier` (on worker processes, part i 
 samples), reduced by ``record`` to one JSON record per problem and saved to a
 :class:`~paced.rollouts.part_store.PartStore`. Parts already in the store are reused ("reusing 3 of 8 parts") and
 the sampler is built only if a part is left to sample. The log shows "part i/M done" lines.
+:func:`sample_some_parts` samples given parts only (a sampling replica's share, :mod:`paced.rollouts.replicas`).
+A record function is registered by name in :data:`RECORDS` (``outcomes``, ``first_correct``), so a replica
+process can be told which one to use.
 
 Seeding: the part starting at problem ``s`` samples with ``sampler.part_seed(params.seed, s)``: ``seed + s`` by
 default, and on the HF backend ``seed + ceil(s / batch_size)``, the seed one call gives the chunk starting there.
@@ -23,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from paced.registry import Registry
 from paced.rollouts.base import Rollout, Sampler, SamplingParams
 from paced.rollouts.part_store import PartStore
 from paced.tasks.base import Doc, Task
@@ -53,6 +57,24 @@ class _LazySampler:
         return self.sampler
 
 
+def parts_done(store: PartStore, docs: Sequence[Doc], part_size: int
+               ) -> tuple[list[tuple[int, int]], dict[int, list[dict[str, Any]]]]:
+    """The bounds of the parts of ``docs`` and the records of those already in ``store`` (by part index)."""
+    bounds = part_bounds(len(docs), part_size)
+    done: dict[int, list[dict[str, Any]]] = {}
+    for i, (s, e) in enumerate(bounds):
+        records = store.load(i, [d.id for d in docs[s:e]])
+        if records is not None:
+            done[i] = records
+    return bounds, done
+
+
+def parts_left(store: PartStore, docs: Sequence[Doc], part_size: int) -> list[int]:
+    """The indices of the parts of ``docs`` not yet in ``store``, in order."""
+    bounds, done = parts_done(store, docs, part_size)
+    return [i for i in range(len(bounds)) if i not in done]
+
+
 def sample_in_parts(make_sampler: Callable[[], Sampler], task: Task, docs: Sequence[Doc], params: SamplingParams,
                     store: PartStore, *, part_size: int, record: Record, workers: int = 1) -> list[dict[str, Any]]:
     """One record per problem of ``docs`` (in order): ``record(doc, its params.n rollouts, their verdicts)``.
@@ -61,13 +83,7 @@ def sample_in_parts(make_sampler: Callable[[], Sampler], task: Task, docs: Seque
     processes check the rollouts (1 = in this process; the verdicts are the same). See the module docstring for
     the parts, their seeds and resuming.
     """
-    bounds = part_bounds(len(docs), part_size)
-    ids = [[d.id for d in docs[s:e]] for s, e in bounds]
-    done: dict[int, list[dict[str, Any]]] = {}
-    for i, part_ids in enumerate(ids):
-        records = store.load(i, part_ids)
-        if records is not None:
-            done[i] = records
+    bounds, done = parts_done(store, docs, part_size)
     if done:
         log.info("reusing %d of %d parts in %s", len(done), len(bounds), store.root)
     log.info("%d problems in %d parts of up to %d; %d parts to sample", len(docs), len(bounds), part_size,
@@ -76,6 +92,22 @@ def sample_in_parts(make_sampler: Callable[[], Sampler], task: Task, docs: Seque
     if todo:
         _sample_parts(_LazySampler(make_sampler), task, docs, params, store, bounds, todo, record, workers, done)
     return [r for i in range(len(bounds)) for r in done[i]]
+
+
+def sample_some_parts(make_sampler: Callable[[], Sampler], task: Task, docs: Sequence[Doc], params: SamplingParams,
+                      store: PartStore, parts: Sequence[int], *, part_size: int, record: Record,
+                      workers: int = 1) -> None:
+    """Sample and save the parts ``parts`` of ``docs`` (indices; those already in ``store`` are skipped), as
+    :func:`sample_in_parts` would: a sampling replica's share of a job (:mod:`paced.rollouts.replicas`)."""
+    bounds, done = parts_done(store, docs, part_size)
+    todo = [i for i in parts if i not in done]
+    if any(not 0 <= i < len(bounds) for i in todo):
+        raise ValueError(f"parts {list(parts)}: a job of {len(docs)} problems in parts of {part_size} has "
+                         f"parts 0..{len(bounds) - 1}")
+    log.info("sampling %d of parts %s of %d (%d already done)", len(todo), [i + 1 for i in parts], len(bounds),
+             len(parts) - len(todo))
+    if todo:
+        _sample_parts(_LazySampler(make_sampler), task, docs, params, store, bounds, todo, record, workers, done)
 
 
 def _sample_parts(sampler: _LazySampler, task: Task, docs: Sequence[Doc], params: SamplingParams, store: PartStore,
@@ -124,11 +156,16 @@ def _sample_parts(sampler: _LazySampler, task: Task, docs: Sequence[Doc], params
                     log.warning("part %d was sampled but could not be saved: %s", pending[0] + 1, err)
 
 
+RECORDS: Registry[Record] = Registry("part record")
+
+
+@RECORDS.register("outcomes")
 def outcome_record(doc: Doc, rollouts: Sequence[Rollout], verdicts: Sequence[bool]) -> dict[str, Any]:
     """A pass-rate part's record: the problem's 0/1 outcome per rollout."""
     return {"id": doc.id, "outcomes": [int(v) for v in verdicts]}
 
 
+@RECORDS.register("first_correct")
 def first_correct_record(doc: Doc, rollouts: Sequence[Rollout], verdicts: Sequence[bool]) -> dict[str, Any]:
     """A reference part's record: the first verified rollout, else the first (``correct`` says which)."""
     pick = list(verdicts).index(True) if any(verdicts) else 0

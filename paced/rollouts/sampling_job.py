@@ -6,22 +6,28 @@ samples them in resumable parts (:mod:`paced.rollouts.in_parts`) under an identi
 parts' content depends on: the model (its files' names, sizes and times), the task and its checker's settings,
 the problems as the model sees them, the sampling parameters, the part size, the backend and ``resume_key``.
 The caller writes its output from the records, then removes the parts (:meth:`SampledJob.done`).
+
+With ``replicas > 1`` the parts left are sampled first on that many processes (:mod:`paced.rollouts.replicas`),
+each running :func:`run_replica`; then the records are read from the parts as above, with no sampler built.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from paced.fingerprint import canonical_digest, stat_digest
+from paced.io import read_json
 from paced.rollouts.base import Sampler, SamplingParams, get_sampler
-from paced.rollouts.in_parts import Record, part_bounds, sample_in_parts
-from paced.rollouts.part_store import PartStore
-from paced.tasks.base import Doc, Task, get_task
+from paced.rollouts.in_parts import RECORDS, Record, part_bounds, parts_left, sample_in_parts, sample_some_parts
+from paced.rollouts.part_store import MANIFEST, PartStore, differing_keys, parts_dir
+from paced.rollouts.replicas import device_groups, replica_kwargs, run_replicas, task_spec
+from paced.tasks.base import Doc, Task, doc_from_row, get_task
 from paced.tasks.verify import checker
 
 log = logging.getLogger(__name__)
@@ -129,30 +135,77 @@ def checker_code(chk: Task) -> dict[str, str | None]:
 
 
 def run_sampling_job(stage: str, model: str | Sampler, task: str | Task, data: str | Path | Sequence[Doc],
-                     out_path: str | Path, params: SamplingParams, *, record: Record, sampler: str = "hf",
+                     out_path: str | Path, params: SamplingParams, *, record: str | Record, sampler: str = "hf",
                      sampler_kwargs: Mapping[str, Any] | None = None, part_size: int = 512, workers: int = 1,
-                     overlong: str = "refuse", resume_key: Mapping[str, Any] | None = None) -> SampledJob:
+                     overlong: str = "refuse", resume_key: Mapping[str, Any] | None = None, replicas: int = 1,
+                     replica_devices: Sequence[str] | None = None) -> SampledJob:
     """Sample ``params.n`` rollouts of every problem that fits, in resumable parts beside ``out_path``.
 
     ``model``: a checkpoint path or hub id (the ``sampler`` backend loads it with ``sampler_kwargs``, only if a
-    part is left to sample), or a Sampler. ``record`` turns a problem's rollouts and verdicts into its record.
+    part is left to sample), or a Sampler. ``record`` turns a problem's rollouts and verdicts into its record: a
+    name in :data:`~paced.rollouts.in_parts.RECORDS` (``outcomes``, ``first_correct``) or a function.
     ``resume_key``: what else decides the samples (default: ``sampler_kwargs`` but ``progress``); the workflow
     passes its job's identity, which leaves out run-time engine settings (a retry with less GPU memory reuses the
     parts).
+
+    ``replicas > 1`` samples the parts left on that many processes, one per group of ``replica_devices`` (their
+    ``CUDA_VISIBLE_DEVICES``; default: this process's split evenly), each checking on ``workers`` processes of its
+    own (:mod:`paced.rollouts.replicas`); it needs a checkpoint path, a registered task and a ``record`` name. The
+    output is then written from the parts as with one process.
     """
     part_bounds(0, part_size)  # a bad part size or worker count fails before any loading
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"workers must be an int >= 1 (processes verifying rollouts; 1 = in-process), got {workers!r}")
+    groups = device_groups(replicas, replica_devices)  # a bad count or device list fails before any loading too
+    if replicas > 1 and (isinstance(model, Sampler) or not isinstance(record, str)):
+        raise ValueError(f"replicas={replicas} needs a checkpoint path (each replica builds its own sampler) and a "
+                         "record name (one of RECORDS), not objects; pass those or use replicas=1")
+    record_fn = RECORDS.get(record) if isinstance(record, str) else record
     kwargs = dict(sampler_kwargs or {})
     task_obj, problems = load_problems(task, data)
     docs, skipped = fit_problems(model, task_obj, problems, data, max_new_tokens=params.max_new_tokens,
                                  sampler=sampler, sampler_kwargs=kwargs, policy=overlong)
     key = resume_key if resume_key is not None else {k: v for k, v in kwargs.items() if k != "progress"}
     store = PartStore.open(out_path, job_identity(stage, model, task_obj, docs, params, part_size, sampler, key))
+    left = parts_left(store, docs, part_size) if replicas > 1 else []
+    if left:
+        spec = {"stage": stage, "model": str(model), "task": task_spec(task_obj), "docs": [d.to_row() for d in docs],
+                "params": asdict(params), "record": record, "sampler": sampler, "sampler_kwargs": kwargs,
+                "part_size": part_size, "workers": workers, "resume_key": dict(key), "out_path": str(out_path),
+                "digest": store.digest, "parts": left}
+        run_replicas(spec, store.root, groups[:len(left)])
+        missing = parts_left(store, docs, part_size)
+        if missing:
+            raise RuntimeError(f"parts {[i + 1 for i in missing]} are missing after every sampling replica "
+                               f"succeeded; rerun the job (the parts in {store.root} are reused)")
 
     def make_sampler() -> Sampler:
         return model if isinstance(model, Sampler) else get_sampler(sampler, model=str(model), **kwargs)
 
-    records = sample_in_parts(make_sampler, task_obj, docs, params, store, part_size=part_size, record=record,
+    records = sample_in_parts(make_sampler, task_obj, docs, params, store, part_size=part_size, record=record_fn,
                               workers=workers)
     return SampledJob(task_obj, problems, docs, records, skipped, store)
+
+
+def run_replica(spec_path: str | Path, index: int, count: int) -> None:
+    """Replica ``index`` of ``count`` (:mod:`paced.rollouts.replicas`): rebuild the job of ``spec_path``, check that
+    it has the parent's identity, and sample its share of the parts left (every ``count``-th, from the
+    ``index``-th) into the parent's part store."""
+    spec = read_json(spec_path)
+    task = get_task(**spec["task"])
+    docs = [doc_from_row(row, f"{spec_path}: docs[{i}]") for i, row in enumerate(spec["docs"])]
+    params = SamplingParams(**spec["params"])
+    identity = job_identity(spec["stage"], spec["model"], task, docs, params, spec["part_size"], spec["sampler"],
+                            spec["resume_key"])
+    store = PartStore(parts_dir(spec["out_path"]), canonical_digest(identity))
+    if store.digest != spec["digest"]:
+        plain = json.loads(json.dumps(identity, default=str))
+        keys = differing_keys(read_json(store.root / MANIFEST).get("identity"), plain)
+        raise ValueError(f"replica {index} of {count}: the job it rebuilt from {spec_path} differs from the parent's "
+                         f"in {', '.join(keys) or 'its identity'}; sample with replicas=1")
+    kwargs = replica_kwargs(spec["sampler_kwargs"], index)
+    log.info("started on CUDA_VISIBLE_DEVICES=%s",
+             os.environ.get("CUDA_VISIBLE_DEVICES", "unset"))
+    sample_some_parts(lambda: get_sampler(spec["sampler"], model=spec["model"], **kwargs), task, docs, params, store,
+                      spec["parts"][index::count], part_size=spec["part_size"], record=RECORDS.get(spec["record"]),
+                      workers=spec["workers"])
