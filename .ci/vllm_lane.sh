@@ -45,5 +45,5 @@ built=$(date +%s)
 echo "vllm lane: environment ready in $((built - start)) s"
 # in-process engines (no engine-core and worker processes): ~30 s to start one instead of ~100 s on 2 cores
 GOMP_SPINCOUNT=1000 VLLM_TARGET_DEVICE=cpu VLLM_CPU_KVCACHE_SPACE=1 VLLM_ENABLE_V1_MULTIPROCESSING=0 \
-  HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 "$VENV/bin/python" -m pytest -m vllm -q -p no:cacheprovider tests/test_vllm.py tests/test_vllm_workflow.py
+  HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 "$VENV/bin/python" -m pytest -m vllm -q -p no:cacheprovider tests/test_vllm.py tests/test_vllm_live.py tests/test_vllm_workflow.py
 echo "vllm lane: tests in $(( $(date +%s) - built )) s; whole lane $(( $(date +%s) - start )) s"
