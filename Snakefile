@@ -7,7 +7,7 @@ import os
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
-from paced.pipeline.config_checks import check_integers, check_size
+from paced.pipeline.config_checks import check_finite, check_integers, check_size
 from paced.pipeline.schema_errors import describe_schema_error, load_schema
 from paced.plan import check_config
 
@@ -23,6 +23,7 @@ configfile: "config/config.yaml"
 SCHEMA = "workflow/schemas/config.schema.yaml"
 try:
     check_size(config)  # before anything walks it: an alias bomb or a huge list is refused at once
+    check_finite(config)  # .nan / .inf pass the schema's ranges
     validate(config, SCHEMA)
     check_integers(config, load_schema(os.path.join(workflow.basedir, SCHEMA)))
     check_config(config, gpu_mem_gb=float(config["resources"]["gpu_mem_gb"]))  # paced plan: memory, context

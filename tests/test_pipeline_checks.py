@@ -177,6 +177,9 @@ def _snakemake(*args: str) -> subprocess.CompletedProcess:
     ({"train": {"steps": 8.0}}, "train.steps=8.0: must be an integer"),
     ({"seeds": [0, 2**64]}, r"seeds[1]=18446744073709551616: seeds must lie in [0, 2^32)"),
     ({"results_dir": "/"}, "results_dir='/': the filesystem root or a system directory"),
+    ({"vllm": {"train_gpu_memory_utilization": float("nan")}}, "vllm.train_gpu_memory_utilization=nan: must be a "
+                                                               "finite number"),
+    ({"sampling": {"temperature": float("inf")}}, "sampling.temperature=inf: must be a finite number"),
 ])
 def test_snakefile_refuses_bad_values_before_planning(tmp_path, edit, match):
     bad = tmp_path / "bad.yaml"

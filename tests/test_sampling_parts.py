@@ -52,7 +52,7 @@ def sampler(docs, fail_on=None) -> SeededSampler:
 
 
 def rates(docs, out, samp, **kw):
-    return estimate_pass_rates(samp, "toy_arith", docs, out, k=4, seed=3, part_size=2, **kw)
+    return estimate_pass_rates(samp, "toy_arith", docs, out, **{"k": 4, "seed": 3, "part_size": 2, **kw})
 
 
 def test_a_killed_job_resumes_from_its_parts_and_equals_an_uninterrupted_one(tmp_path, docs, caplog):
@@ -267,3 +267,19 @@ def test_verification_workers_import_no_model_code():
             "print(sorted(m for m in ('torch', 'transformers', 'vllm') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_a_rerun_that_fails_before_sampling_leaves_the_finished_parts_alone(tmp_path, docs, caplog):
+    """Another job's parts are discarded only when the new job saves its first part: a rerun of another job (here
+    another seed) that fails before it samples anything keeps them, and the first job then resumes from them."""
+    out = tmp_path / "p.jsonl"
+    with pytest.raises(RuntimeError, match="killed"):
+        rates(docs, out, sampler(docs, fail_on=3))
+    before = sorted(p.name for p in parts_dir(out).iterdir())
+    with pytest.raises(RuntimeError, match="killed"):  # e.g. a device that fails on the first generate call
+        rates(docs, out, sampler(docs, fail_on=1), seed=9)
+    assert sorted(p.name for p in parts_dir(out).iterdir()) == before  # nothing discarded, nothing added
+    again = sampler(docs)
+    with caplog.at_level(logging.INFO):
+        rates(docs, out, again)
+    assert "reusing 2 of 4 parts" in caplog.text and len(again.calls) == 2

@@ -4,7 +4,9 @@ process's (HF), a failed replica is named and its partners' parts are reused, th
 from __future__ import annotations
 
 import logging
+import os
 import re
+from pathlib import Path
 
 import pytest
 from _distill_world import build
@@ -108,6 +110,7 @@ def test_a_replica_that_rebuilds_another_job_refuses_to_sample(tmp_path, world):
     params = SamplingParams(n=2, max_new_tokens=4, seed=1)
     out = tmp_path / "r.jsonl"
     store = PartStore.open(out, job_identity("references", world["teacher"], task, docs, params, 2, "hf", {}))
+    store.claim()  # as the parent does before it starts replicas
     spec = {"stage": "references", "model": world["teacher"], "task": {"name": "toy_arith"},
             "docs": [d.to_row() for d in docs], "params": {**params.__dict__, "seed": 2}, "record": "first_correct",
             "sampler": "hf", "sampler_kwargs": {}, "part_size": 2, "workers": 1, "resume_key": {},
@@ -132,6 +135,10 @@ def test_device_groups_seeds_and_the_split_of_gpus_and_workers():
         device_groups(3, visible="0,1")
     with pytest.raises(ValueError, match="replica_devices has 1 entries for 2 replicas"):
         device_groups(2, ["0"])
+    with pytest.raises(ValueError, match="is one string; give a list with one CUDA_VISIBLE_DEVICES value per replica"):
+        device_groups(3, "0,1")
+    with pytest.raises(ValueError, match="gives a device to more than one replica"):
+        device_groups(2, ["0,1", "1"])
     with pytest.raises(ValueError, match="replicas must be an int >= 1"):
         device_groups(0)
     assert replica_kwargs({"seed": 3, "dtype": "bfloat16"}, 2) == {"seed": 5, "dtype": "bfloat16"}
@@ -161,3 +168,40 @@ def test_the_stages_run_one_replica_per_gpu_group(monkeypatch, backend, gpus, re
                                                              "verified_only": False}}, "r.jsonl", "rs.json",
                    workers=8, gpus=gpus)
     assert [(kw["replicas"], kw["workers"]) for kw in seen] == [(replicas, workers)] * 2
+
+
+def test_a_replica_dies_with_its_parent(tmp_path):
+    """A killed sampling job (SIGKILL: no Python cleanup runs) takes its replicas with it (PR_SET_PDEATHSIG)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the parent-death signal is Linux's")
+    parent = tmp_path / "parent.py"
+    parent.write_text(
+        "import subprocess, sys, time\n"
+        "from paced.rollouts.replicas import _die_with_parent\n"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], preexec_fn=_die_with_parent)\n"
+        f"open({str(tmp_path / 'child.pid')!r}, 'w').write(str(p.pid))\n"
+        "time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, str(parent)])
+    pid_file = tmp_path / "child.pid"
+    for _ in range(200):
+        if pid_file.is_file() and pid_file.read_text():
+            break
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    status = Path(f"/proc/{child}/status")
+    for _ in range(100):  # the kernel signals the child when the parent is gone (a zombie left unreaped is dead)
+        try:
+            if "\nState:\tZ" in status.read_text():
+                return
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        time.sleep(0.05)
+    os.kill(child, signal.SIGKILL)
+    pytest.fail("the replica outlived its killed parent")

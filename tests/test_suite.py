@@ -152,3 +152,17 @@ def test_the_in_training_engine_gets_its_run_time_settings_and_its_share(vllm_pr
     method = get_method("paced-fkl-then-rkl")
     assert run_identity(a, method)["digest"] == run_identity(b, method)["digest"]
     assert run_identity(a, method)["digest"] != run_identity(c, method)["digest"]
+
+
+def test_a_split_in_training_engine_is_refused_before_weights_load(tmp_path, vllm_present):
+    from _distill_world import build
+
+    from paced.methods import get_method
+    from paced.trainer import DistillConfig
+    from paced.trainer.setup import validate_run
+
+    world = build(tmp_path)
+    cfg = DistillConfig(student=world["student"], teacher=world["teacher"], task="toy_arith", data=world["data"],
+                        out_dir=str(tmp_path / "run"), sampler="vllm", vllm={"tensor_parallel_size": 2})
+    with pytest.raises(ValueError, match=r"one whole engine per training process; got vllm.tensor_parallel_size=2 "):
+        validate_run(cfg, get_method("uniform-rkl"))

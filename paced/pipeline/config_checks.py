@@ -12,6 +12,7 @@ Every error is one line naming the key, the value and the fix.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +40,18 @@ def check_size(config: Any, max_nodes: int = MAX_NODES) -> None:
             stack.extend(node.values())
         elif isinstance(node, (list, tuple)):
             stack.extend(node)
+
+
+def check_finite(config: Any, key: str = "") -> None:
+    """Refuse NaN and infinite numbers anywhere in the config (YAML's ``.nan``/``.inf`` pass the schema's ranges)."""
+    if isinstance(config, float) and not math.isfinite(config):
+        raise ValueError(f"{key or '(top level)'}={config!r}: must be a finite number")
+    if isinstance(config, Mapping):
+        for k, v in config.items():
+            check_finite(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(config, (list, tuple)):
+        for i, v in enumerate(config):
+            check_finite(v, f"{key}[{i}]")
 
 
 def _is_int(x: Any) -> bool:

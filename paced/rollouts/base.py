@@ -6,6 +6,7 @@ name. A backend that needs an optional package imports it only when chosen.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,7 +39,8 @@ class SamplingParams:
         checks: tuple[tuple[str, bool, str], ...] = (
             ("n", self.n >= 1, ">= 1"),
             ("max_new_tokens", self.max_new_tokens >= 1, ">= 1"),
-            ("temperature", self.temperature >= 0, ">= 0 (0 means greedy)"),
+            ("temperature", math.isfinite(self.temperature) and self.temperature >= 0,
+             "a finite number >= 0 (0 means greedy)"),
             ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
             ("top_k", isinstance(self.top_k, int) and self.top_k >= 0, "an int >= 0 (0 = no top-k filter)"),
             ("min_p", 0 <= self.min_p < 1, "in [0, 1) (0 = no min-p filter)"),

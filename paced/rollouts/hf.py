@@ -69,6 +69,9 @@ class HFSampler(Sampler):
                  progress: bool = False, trust_remote_code: bool = False, synced_gpus: bool | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"HFSampler.batch_size must be >= 1, got {batch_size}")
+        if str(device).startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"HFSampler device={device!r}, but no CUDA GPU is visible to torch; sample on a GPU "
+                             "machine or with device='cpu'")
         if isinstance(model, (str, os.PathLike)):
             model, loaded_tok = load_model_and_tokenizer(model, dtype=dtype, device=device,
                                                          trust_remote_code=trust_remote_code)

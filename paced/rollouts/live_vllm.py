@@ -48,6 +48,21 @@ def distributed_world() -> tuple[int, int] | None:
     return None
 
 
+def check_engine_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The in-training engine's settings, checked (before any weights load): valid ``vllm:`` keys, and one whole
+    engine per training process (tensor and data parallel size 1). Returns them as a dict."""
+    from paced.rollouts.vllm_config import VLLMConfig
+
+    cfg = dict(config or {})
+    VLLMConfig.from_mapping(cfg)  # unknown keys, bad values: one line naming the key
+    split = {k: cfg[k] for k in ("tensor_parallel_size", "data_parallel_size") if cfg.get(k, 1) != 1}
+    if split:
+        raise ValueError(f"the in-training vLLM engine is one whole engine per training process; got "
+                         f"{', '.join(f'vllm.{k}={v}' for k, v in split.items())} (leave them at 1 for training, or "
+                         "sample in training with sampling.backend: hf)")
+    return cfg
+
+
 class LiveVLLMSampler(Sampler):
     """Samples the current weights of ``model`` (a torch module being trained; DDP-unwrapped or FSDP2-sharded)
     with a vLLM engine started from ``init_path`` (a checkpoint of the same architecture and tokenizer: its
@@ -63,12 +78,7 @@ class LiveVLLMSampler(Sampler):
                  dtype: str = "auto", trust_remote_code: bool = False, progress: bool = False) -> None:
         from paced.rollouts.vllm import VLLMSampler
 
-        cfg = dict(config or {})
-        if int(cfg.get("tensor_parallel_size", 1)) != 1 or int(cfg.get("data_parallel_size", 1)) != 1:
-            raise ValueError(f"in-training vLLM sampling runs one whole engine per training process; got "
-                             f"vllm.tensor_parallel_size={cfg.get('tensor_parallel_size')}, data_parallel_size="
-                             f"{cfg.get('data_parallel_size')} (set both to 1, or sample in training with the hf "
-                             "backend)")
+        cfg = check_engine_config(config)
         cfg.pop("data_parallel_size", None)
         group = distributed_world()
         rank = group[0] if group else 0

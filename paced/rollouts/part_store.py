@@ -5,9 +5,11 @@ input that determines the parts' content) and its digest; ``part-00003.jsonl`` h
 (``{"digest", "part", "ids"}``: the digest of the identity and of the part's problem ids) then one JSON record per
 problem. Every file is written atomically (:mod:`paced.io`), so a part is either whole or absent.
 
-:meth:`PartStore.open` reuses a directory made under the same identity and discards one made under another (the
-log names the keys that differ); a part whose header does not match is sampled again. The job removes the
-directory (:meth:`PartStore.remove`) once its output is written.
+:meth:`PartStore.open` reuses a directory made under the same identity; one made under another is discarded (the log
+names the keys that differ) only when this job saves its first part (:meth:`PartStore.claim`), so a job that fails
+before it samples anything (a bad argument, a missing package) leaves the finished parts of the last one alone, and
+creates nothing. A part whose header does not match is sampled again. The job removes the directory
+(:meth:`PartStore.remove`) once its output is written.
 """
 
 from __future__ import annotations
@@ -50,28 +52,36 @@ def differing_keys(old: Any, new: Any, path: str = "") -> list[str]:
     return out
 
 
-@dataclass(frozen=True)
+@dataclass
 class PartStore:
-    """The parts directory of one job (see the module docstring); build it with :meth:`open`."""
+    """The parts directory of one job (see the module docstring); build it with :meth:`open`. ``identity``: the
+    job's (written to the manifest when it claims the directory); ``replaces``: why the parts there now are
+    another job's (discarded on :meth:`claim`), or None."""
 
     root: Path
     digest: str
+    identity: Any = None
+    replaces: str | None = None
 
     @classmethod
     def open(cls, out_path: str | Path, identity: Mapping[str, Any]) -> PartStore:
-        """The parts directory of ``out_path`` for a job of this ``identity`` (JSON-able): reused when its manifest
-        carries the same digest, else discarded (logged with the reason) and started empty."""
+        """The parts directory of ``out_path`` for a job of this ``identity`` (JSON-able): its parts are reused when
+        its manifest carries the same digest; otherwise they stay until :meth:`claim` (nothing is written here)."""
         root, plain = parts_dir(out_path), _plain(dict(identity))
         digest = canonical_digest(plain)
-        if root.exists():
-            why = _mismatch(root / MANIFEST, plain, digest)
-            if why is not None:
-                n = len(list(root.glob("part-*.jsonl")))
-                log.warning("discarding %d finished part(s) in %s: %s", n, root, why)
-                shutil.rmtree(root)
-        if not (root / MANIFEST).is_file():
-            write_json(root / MANIFEST, {"digest": digest, "identity": plain})
-        return cls(root, digest)
+        why = _mismatch(root / MANIFEST, plain, digest) if root.exists() else None
+        return cls(root, digest, plain, why)
+
+    def claim(self) -> None:
+        """Make the directory this job's: discard another job's parts (logged with the reason) and write the
+        manifest. Called before the first part is saved (and before replica processes start)."""
+        if self.replaces is not None and self.root.exists():
+            n = len(list(self.root.glob("part-*.jsonl")))
+            log.warning("discarding %d finished part(s) in %s: %s", n, self.root, self.replaces)
+            shutil.rmtree(self.root)
+        self.replaces = None
+        if not (self.root / MANIFEST).is_file():
+            write_json(self.root / MANIFEST, {"digest": self.digest, "identity": self.identity})
 
     def path(self, index: int) -> Path:
         return self.root / f"part-{index:05d}.jsonl"
@@ -83,7 +93,7 @@ class PartStore:
         """Part ``index``'s records (one per id of ``ids``, in order), or ``None`` when it is absent or was made
         for another job or other problems (then it is sampled again)."""
         path = self.path(index)
-        if not path.is_file():
+        if self.replaces is not None or not path.is_file():  # another job's parts are never reused
             return None
         try:
             header, *records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
@@ -99,6 +109,7 @@ class PartStore:
         """Write part ``index`` atomically: its header, then ``records`` (one per id, in order)."""
         if [r.get("id") for r in records] != list(ids):
             raise ValueError(f"part {index}: the records' ids are not the part's problem ids, in order")
+        self.claim()
         lines = [self._header(index, ids), *map(dict, records)]
         atomic_write_text(self.path(index), "".join(json.dumps(x, sort_keys=True, allow_nan=False) + "\n"
                                                     for x in lines))

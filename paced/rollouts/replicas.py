@@ -78,9 +78,16 @@ def device_groups(count: int, devices: Sequence[str] | None = None,
     size (the rest unused), else ``None`` for each (unset: a CPU job, the variable is left as it is)."""
     check_count(count)
     if devices is not None:
+        if isinstance(devices, str):
+            raise ValueError(f"replica_devices={devices!r} is one string; give a list with one CUDA_VISIBLE_DEVICES "
+                             f"value per replica, e.g. {[d for d in devices.split(',') if d][:count]}")
         if len(devices) != count:
             raise ValueError(f"replica_devices has {len(devices)} entries for {count} replicas; give one "
                              "CUDA_VISIBLE_DEVICES value per replica (or none: this process's are split)")
+        flat = [d.strip() for group in map(str, devices) for d in group.split(",")]
+        if len(set(flat)) != len(flat):
+            raise ValueError(f"replica_devices={list(devices)} gives a device to more than one replica; each replica "
+                             "needs GPUs of its own")
         return [str(d) for d in devices]
     visible = os.environ.get("CUDA_VISIBLE_DEVICES") if visible is None else visible
     if not visible:
@@ -91,6 +98,18 @@ def device_groups(count: int, devices: Sequence[str] | None = None,
                          f"names {len(ids)}; ask for more GPUs (resources.gpus_sample) or fewer replicas")
     size = len(ids) // count
     return [",".join(ids[r * size:(r + 1) * size]) for r in range(count)]
+
+
+def _die_with_parent() -> None:
+    """In a replica, before it runs: the kernel sends it SIGTERM when this process dies, however it dies (a
+    cancelled or killed job must not leave replicas holding GPUs). Linux only; elsewhere a no-op."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def replica_kwargs(sampler_kwargs: Mapping[str, Any], index: int) -> dict[str, Any]:
@@ -136,7 +155,7 @@ def run_replicas(spec: Mapping[str, Any], root: str | Path, groups: Sequence[str
         try:
             for cmd, group in zip(cmds, groups, strict=True):
                 child_env = env if group is None else {**env, "CUDA_VISIBLE_DEVICES": group}
-                procs.append(subprocess.Popen(cmd, env=child_env, stdout=out,
+                procs.append(subprocess.Popen(cmd, env=child_env, stdout=out, preexec_fn=_die_with_parent,
                                               stderr=subprocess.STDOUT if out else None))
             codes = [p.wait() for p in procs]  # all of them: a failed replica leaves the others' parts to finish
         finally:

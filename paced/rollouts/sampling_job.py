@@ -169,6 +169,7 @@ def run_sampling_job(stage: str, model: str | Sampler, task: str | Task, data: s
     store = PartStore.open(out_path, job_identity(stage, model, task_obj, docs, params, part_size, sampler, key))
     left = parts_left(store, docs, part_size) if replicas > 1 else []
     if left:
+        store.claim()  # the replicas write into it: it must be this job's before they start
         spec = {"stage": stage, "model": str(model), "task": task_spec(task_obj), "docs": [d.to_row() for d in docs],
                 "params": asdict(params), "record": record, "sampler": sampler, "sampler_kwargs": kwargs,
                 "part_size": part_size, "workers": workers, "resume_key": dict(key), "out_path": str(out_path),

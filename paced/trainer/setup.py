@@ -111,6 +111,9 @@ def validate_run(config: DistillConfig, method: MethodSpec, num_processes: int =
             if importlib.util.find_spec("vllm") is None:
                 raise ImportError(f"DistillConfig.sampler='vllm' ({why}): {INSTALL_HINT}, or sample in training "
                                   "with sampler='hf'")
+            from paced.rollouts.live_vllm import check_engine_config
+
+            check_engine_config(config.vllm)
     if method.stages and method.teacher == "separate":
         if config.teacher is None:
             raise ValueError(f"method {method.id!r} distils from a separate teacher, but "
