@@ -148,6 +148,9 @@ def test_an_overlong_row_is_refused_naming_file_line_and_id(tmp_path):
     with pytest.raises(ValueError, match=r"long\.jsonl:3 \(id 'long'\)"):
         generate_references(world["teacher"], "toy_arith", data, tmp_path / "r.jsonl", max_new_tokens=4)
     assert not parts_dir(out).exists()  # refused before any sampling
+    with pytest.raises(ValueError, match=r"every one of the 5 prompts \+ max_new_tokens=127 exceeds the context"):
+        estimate_pass_rates(world["student"], "toy_arith", data, out, k=2, max_new_tokens=127, overlong="skip")
+    assert not out.exists() and not parts_dir(out).exists()  # skipping everything samples nothing: refused
 
 
 def test_a_skipped_overlong_row_is_counted_and_left_out_of_training(tmp_path, caplog):
@@ -283,3 +286,18 @@ def test_a_rerun_that_fails_before_sampling_leaves_the_finished_parts_alone(tmp_
     with caplog.at_level(logging.INFO):
         rates(docs, out, again)
     assert "reusing 2 of 4 parts" in caplog.text and len(again.calls) == 2
+
+
+def test_a_hand_edited_part_is_refused_or_sampled_again(tmp_path, docs):
+    out = tmp_path / "p.jsonl"
+    with pytest.raises(RuntimeError, match="killed"):
+        rates(docs, out, sampler(docs, fail_on=3))
+    part = parts_dir(out) / "part-00000.jsonl"
+    header, first, *rest = part.read_text().splitlines()
+    part.write_text("\n".join([header, json.dumps({**json.loads(first), "outcomes": [1] * 50}), *rest]) + "\n")
+    with pytest.raises(ValueError, match=r"hold 50 outcomes .* not k=4 0/1 values; delete .*p\.jsonl\.parts"):
+        rates(docs, out, sampler(docs))
+    part.write_text("\n".join([header, "[1, 2]", *rest]) + "\n")  # a record that is no object: sampled again
+    again = sampler(docs)
+    rates(docs, out, again)
+    assert len(again.calls) == 1  # only part 1 again (the refused run had saved parts 3-4)

@@ -100,7 +100,8 @@ class PartStore:
         except (ValueError, UnicodeDecodeError) as err:
             log.warning("%s is unreadable (%s); sampling that part again", path, err)
             return None
-        if header != self._header(index, ids) or [r.get("id") for r in records] != list(ids):
+        if (header != self._header(index, ids) or not all(isinstance(r, dict) for r in records)
+                or [r.get("id") for r in records] != list(ids)):
             log.warning("%s belongs to another job or other problems; sampling that part again", path)
             return None
         return records

@@ -98,6 +98,10 @@ def fit_problems(model: str | Sampler, task: Task, docs: Sequence[Doc], data: An
     keep = fit_prompts(str(model), [task.format_prompt(d) for d in docs], ids, max_new_tokens=max_new_tokens,
                        source=source, policy=policy, lines=lines, max_model_len=cap,
                        trust_remote_code=bool(sampler_kwargs.get("trust_remote_code", False)))
+    if docs and not keep:
+        raise ValueError(f"{source}: every one of the {len(docs)} prompts + max_new_tokens={max_new_tokens} exceeds "
+                         f"the context of {model!r}; nothing would be sampled (lower max_new_tokens or shorten the "
+                         "prompts)")
     kept = set(keep)
     return [docs[i] for i in keep], [d for i, d in enumerate(docs) if i not in kept]
 
