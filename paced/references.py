@@ -43,6 +43,10 @@ def generate_references(teacher: str | Sampler, task: str | Task, data: str | Pa
                            sampler=sampler, sampler_kwargs=sampler_kwargs, part_size=part_size, workers=workers,
                            overlong=overlong, resume_key=resume_key, replicas=replicas,
                            replica_devices=replica_devices)
+    bad = [r["id"] for r in job.records if not isinstance(r.get("reference"), str) or "correct" not in r]
+    if bad:  # a part file edited by hand: its header matched, its records did not come from this job
+        raise ValueError(f"the saved parts of {out_path} hold no reference text for problem {bad[0]!r}; delete "
+                         f"{job.store.root} and rerun")
     rows = [{"id": d.id, "reference": r["reference"], "correct": bool(r["correct"]), "tier": d.tier}
             for d, r in zip(job.docs, job.records, strict=True) if r["correct"] or not only_correct]
     out_path = Path(out_path)

@@ -139,6 +139,8 @@ def test_device_groups_seeds_and_the_split_of_gpus_and_workers():
         device_groups(3, "0,1")
     with pytest.raises(ValueError, match="gives a device to more than one replica"):
         device_groups(2, ["0,1", "1"])
+    with pytest.raises(ValueError, match="has an empty entry"):
+        device_groups(2, ["0", ""])
     with pytest.raises(ValueError, match="replicas must be an int >= 1"):
         device_groups(0)
     assert replica_kwargs({"seed": 3, "dtype": "bfloat16"}, 2) == {"seed": 5, "dtype": "bfloat16"}
@@ -182,8 +184,8 @@ def test_a_replica_dies_with_its_parent(tmp_path):
     parent = tmp_path / "parent.py"
     parent.write_text(
         "import subprocess, sys, time\n"
-        "from paced.rollouts.replicas import _die_with_parent\n"
-        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], preexec_fn=_die_with_parent)\n"
+        "from paced.rollouts.replicas import die_with_parent\n"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], preexec_fn=die_with_parent())\n"
         f"open({str(tmp_path / 'child.pid')!r}, 'w').write(str(p.pid))\n"
         "time.sleep(60)\n")
     proc = subprocess.Popen([sys.executable, str(parent)])

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 # Errors a user can fix (bad value, missing file, missing extra): one line, exit status 2. Anything else is a bug.
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, NotADirectoryError,
-                                               FileExistsError, IsADirectoryError, ImportError, KeyError)
+                                               FileExistsError, IsADirectoryError, ModuleNotFoundError, KeyError)
 
 
 def _no_arguments(parser: argparse.ArgumentParser) -> None:

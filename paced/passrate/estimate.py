@@ -61,11 +61,12 @@ def estimate_pass_rates(model: str | Sampler, task: str | Task, data: str | Path
                            sampler=sampler, sampler_kwargs=sampler_kwargs, part_size=part_size, workers=workers,
                            overlong=overlong, resume_key=resume_key, replicas=replicas,
                            replica_devices=replica_devices)
-    outcomes = {r["id"]: r["outcomes"] for r in job.records}
-    bad = [i for i, o in outcomes.items() if len(o) != k or any(v not in (0, 1) for v in o)]
+    outcomes = {r["id"]: r.get("outcomes") for r in job.records}
+    bad = [i for i, o in outcomes.items()
+           if not isinstance(o, list) or len(o) != k or any(v not in (0, 1) for v in o)]
     if bad:  # a part file edited by hand: its header matched, its records did not come from this job
-        raise ValueError(f"the saved parts of {out_path} hold {len(outcomes[bad[0]])} outcomes (or non-0/1 ones) for "
-                         f"problem {bad[0]!r}, not k={k} 0/1 values; delete {job.store.root} and rerun")
+        raise ValueError(f"the saved parts of {out_path} hold {outcomes[bad[0]]!r:.60} as the outcomes of problem "
+                         f"{bad[0]!r}, not k={k} 0/1 values; delete {job.store.root} and rerun")
     state = PassRateState(smoothing)
     state.set_outcomes(outcomes)
     for d in job.skipped:

@@ -26,7 +26,7 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,12 +85,18 @@ def device_groups(count: int, devices: Sequence[str] | None = None,
             raise ValueError(f"replica_devices has {len(devices)} entries for {count} replicas; give one "
                              "CUDA_VISIBLE_DEVICES value per replica (or none: this process's are split)")
         flat = [d.strip() for group in map(str, devices) for d in group.split(",")]
+        if not all(flat):
+            raise ValueError(f"replica_devices={list(devices)} has an empty entry; give each replica its GPUs")
         if len(set(flat)) != len(flat):
             raise ValueError(f"replica_devices={list(devices)} gives a device to more than one replica; each replica "
                              "needs GPUs of its own")
         return [str(d) for d in devices]
+    env_visible = visible is None
     visible = os.environ.get("CUDA_VISIBLE_DEVICES") if visible is None else visible
     if not visible:
+        if env_visible and count > 1 and _cuda_devices() > 0:
+            raise ValueError(f"{count} sampling replicas on a GPU machine with CUDA_VISIBLE_DEVICES unset would all "
+                             "use GPU 0; set CUDA_VISIBLE_DEVICES (the workflow's GPU slots do) or replica_devices")
         return [None] * count
     ids = [d.strip() for d in visible.split(",") if d.strip()]
     if len(ids) < count:
@@ -100,16 +106,36 @@ def device_groups(count: int, devices: Sequence[str] | None = None,
     return [",".join(ids[r * size:(r + 1) * size]) for r in range(count)]
 
 
-def _die_with_parent() -> None:
-    """In a replica, before it runs: the kernel sends it SIGTERM when this process dies, however it dies (a
-    cancelled or killed job must not leave replicas holding GPUs). Linux only; elsewhere a no-op."""
+def _cuda_devices() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except ImportError:
+        return 0
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the kernel send a replica SIGTERM when the thread that started it dies, however it
+    dies (a cancelled or killed job must not leave replicas holding GPUs), and exits at once if that thread is
+    already gone; None where the C library has no ``prctl`` (not Linux). Everything it needs is resolved here, in
+    the parent: the child runs it between fork and exec, where importing or loading libraries could deadlock."""
     import ctypes
     import signal
 
     try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        log.info("no prctl in this C library: sampling replicas will not be stopped if this job is killed")
+        return None
+    parent, sig = os.getpid(), int(signal.SIGTERM)
+
+    def preexec() -> None:
+        prctl(1, sig)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the line above took effect
+            os._exit(1)
+
+    return preexec
 
 
 def replica_kwargs(sampler_kwargs: Mapping[str, Any], index: int) -> dict[str, Any]:
@@ -135,34 +161,43 @@ def task_spec(task: Task) -> dict[str, Any]:
             **({"enable_thinking": thinking} if thinking is not None else {})}
 
 
-def run_replicas(spec: Mapping[str, Any], root: str | Path, groups: Sequence[str | None]) -> None:
+def run_replicas(spec: Mapping[str, Any], root: str | Path, groups: Sequence[str | None],
+                 claim: Callable[[], None] = lambda: None) -> None:
     """Write ``spec`` to ``root``/replicas.json and sample it on one replica process per entry of ``groups`` (its
     ``CUDA_VISIBLE_DEVICES``, ``None``: left as it is; :func:`device_groups`), as the module docstring says;
-    returns when all have finished, raises :class:`ReplicaFailed` if any failed."""
+    returns when all have finished, raises :class:`ReplicaFailed` if any failed. ``claim`` makes ``root`` this job's
+    (the part store's :meth:`~paced.rollouts.part_store.PartStore.claim`), once the spec is known to serialise."""
     count = check_count(len(groups))
     path = Path(root) / SPEC_FILE
     try:
-        atomic_write_text(path, json.dumps(dict(spec), sort_keys=True, allow_nan=False))
+        text = json.dumps(dict(spec), sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise ValueError(f"a sampling job on {count} replicas needs JSON-able arguments (sampler_kwargs, "
                          f"resume_key): {err}; pass plain values or use replicas=1") from err
+    claim()  # replicas write into the store at once: another job's parts there go now, not at a first save
+    atomic_write_text(path, text)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # the parent's imports
     cmds = [[sys.executable, "-m", ENTRY, str(path), str(r), str(count)] for r in range(count)]
     log.info("sampling on %d replicas (CUDA_VISIBLE_DEVICES %s)", count,
              ", ".join(g if g is not None else "unset" for g in groups))
     procs: list[subprocess.Popen[bytes]] = []
+    preexec = die_with_parent()
     with job_log() as out:  # the replicas' lines go where this job's own do (the rule's log)
         try:
             for cmd, group in zip(cmds, groups, strict=True):
                 child_env = env if group is None else {**env, "CUDA_VISIBLE_DEVICES": group}
-                procs.append(subprocess.Popen(cmd, env=child_env, stdout=out, preexec_fn=_die_with_parent,
+                procs.append(subprocess.Popen(cmd, env=child_env, stdout=out, preexec_fn=preexec,
                                               stderr=subprocess.STDOUT if out else None))
             codes = [p.wait() for p in procs]  # all of them: a failed replica leaves the others' parts to finish
         finally:
             for p in procs:
                 if p.poll() is None:  # this process was interrupted: stop the replicas with it
                     p.terminate()
-                    p.wait()
+                    try:
+                        p.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+                        p.wait()
     failed = [(r, c) for r, c in enumerate(codes) if c != 0]
     if failed:
         r, code = failed[0]

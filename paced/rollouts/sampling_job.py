@@ -173,12 +173,11 @@ def run_sampling_job(stage: str, model: str | Sampler, task: str | Task, data: s
     store = PartStore.open(out_path, job_identity(stage, model, task_obj, docs, params, part_size, sampler, key))
     left = parts_left(store, docs, part_size) if replicas > 1 else []
     if left:
-        store.claim()  # the replicas write into it: it must be this job's before they start
         spec = {"stage": stage, "model": str(model), "task": task_spec(task_obj), "docs": [d.to_row() for d in docs],
                 "params": asdict(params), "record": record, "sampler": sampler, "sampler_kwargs": kwargs,
                 "part_size": part_size, "workers": workers, "resume_key": dict(key), "out_path": str(out_path),
                 "digest": store.digest, "parts": left}
-        run_replicas(spec, store.root, groups[:len(left)])
+        run_replicas(spec, store.root, groups[:len(left)], claim=store.claim)
         missing = parts_left(store, docs, part_size)
         if missing:
             raise RuntimeError(f"parts {[i + 1 for i in missing]} are missing after every sampling replica "
@@ -202,9 +201,9 @@ def run_replica(spec_path: str | Path, index: int, count: int) -> None:
     params = SamplingParams(**spec["params"])
     identity = job_identity(spec["stage"], spec["model"], task, docs, params, spec["part_size"], spec["sampler"],
                             spec["resume_key"])
-    store = PartStore(parts_dir(spec["out_path"]), canonical_digest(identity))
+    plain = json.loads(json.dumps(identity, sort_keys=True, default=str))
+    store = PartStore(parts_dir(spec["out_path"]), canonical_digest(identity), plain)
     if store.digest != spec["digest"]:
-        plain = json.loads(json.dumps(identity, default=str))
         keys = differing_keys(read_json(store.root / MANIFEST).get("identity"), plain)
         raise ValueError(f"replica {index} of {count}: the job it rebuilt from {spec_path} differs from the parent's "
                          f"in {', '.join(keys) or 'its identity'}; sample with replicas=1")

