@@ -93,3 +93,19 @@ def without_runtime(p: Mapping[str, Any]) -> dict[str, Any]:
     if not p.get("vllm"):
         return dict(p)
     return {**p, "vllm": {k: v for k, v in p["vllm"].items() if k in IDENTITY_KEYS}}
+
+
+def sampling_job_kwargs(p: Mapping[str, Any], *, workers: int, gpus: int) -> dict[str, Any]:
+    """What a sampling stage (pass rates, references) hands its library function beside model, task and data:
+    decoding and seed, the backend and its arguments, parts, the over-long policy, and the job's ``gpus`` and
+    ``workers`` (threads) split into replicas (one per GPU, per ``vllm.tensor_parallel_size`` GPUs) and their
+    verification processes."""
+    from paced.rollouts.replicas import split_job
+
+    samp = p["sampling"]
+    kwargs = sampler_kwargs(samp, p["models"], p["device"], p["vllm"], seed=p["seed"])
+    replicas, per_replica = split_job(gpus, workers, kwargs)
+    return {"max_new_tokens": samp["max_new_tokens"], "temperature": samp["temperature"], "seed": p["seed"],
+            "sampler": samp["backend"], "sampler_kwargs": kwargs, "decoding": decoding(samp),
+            "part_size": samp["part_size"], "overlong": samp["overlong"], "workers": per_replica,
+            "resume_key": without_runtime(p), "replicas": replicas}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from paced.pipeline.common import decoding, device, models_slice, sampler_kwargs, task_for, vllm_slice, without_runtime
+from paced.pipeline.common import device, models_slice, sampling_job_kwargs, task_for, vllm_slice
 
 
 def params(suite: Any, model: str) -> dict[str, Any]:
@@ -23,17 +23,10 @@ def run(p: dict[str, Any], rates: str, summary: str, *, workers: int = 1, gpus: 
     beside ``rates`` on one replica per GPU of the job's ``gpus`` (per ``vllm.tensor_parallel_size`` GPUs) and
     checking on ``workers`` processes (the job's threads, shared among the replicas)."""
     from paced.passrate.estimate import estimate_pass_rates
-    from paced.rollouts.replicas import split_job
 
-    samp = p["sampling"]
-    kwargs = sampler_kwargs(samp, p["models"], p["device"], p["vllm"], seed=p["seed"])
-    replicas, workers = split_job(gpus, workers, kwargs)
     estimate_pass_rates(p["model"], task_for(p["task"], p["model"], p["models"]), p["data"], rates,
                         summary_path=summary, k=p["k"], smoothing=p["smoothing"],
-                        max_new_tokens=samp["max_new_tokens"], temperature=samp["temperature"], seed=p["seed"],
-                        sampler=samp["backend"], decoding=decoding(samp),
-                        sampler_kwargs=kwargs, part_size=samp["part_size"], overlong=samp["overlong"],
-                        workers=workers, resume_key=without_runtime(p), replicas=replicas)
+                        **sampling_job_kwargs(p, workers=workers, gpus=gpus))
 
 
 def run_after(p: dict[str, Any], rates: str, summary: str, *, on_error: str, context: dict[str, Any],

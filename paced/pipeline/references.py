@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from paced.pipeline.common import decoding, device, models_slice, sampler_kwargs, task_for, vllm_slice, without_runtime
+from paced.pipeline.common import device, models_slice, sampling_job_kwargs, task_for, vllm_slice
 
 
 def params(suite: Any) -> dict[str, Any]:
@@ -20,18 +20,11 @@ def run(p: dict[str, Any], refs: str, summary: str, *, workers: int = 1, gpus: i
     per GPU of the job's ``gpus`` (per ``vllm.tensor_parallel_size`` GPUs) and checked on ``workers`` processes
     (the job's threads, shared among the replicas)."""
     from paced.references import generate_references, gold_references
-    from paced.rollouts.replicas import split_job
 
     task = task_for(p["task"], p["teacher"], p["models"])
-    r, samp = p["references"], p["sampling"]
+    r = p["references"]
     if r["source"] == "gold":
         gold_references(task, p["data"], refs, summary_path=summary)
         return
-    kwargs = sampler_kwargs(samp, p["models"], p["device"], p["vllm"], seed=p["seed"])
-    replicas, workers = split_job(gpus, workers, kwargs)
     generate_references(p["teacher"], task, p["data"], refs, summary_path=summary, attempts=r["attempts"],
-                        only_correct=r["verified_only"], max_new_tokens=samp["max_new_tokens"],
-                        temperature=samp["temperature"], seed=p["seed"], sampler=samp["backend"],
-                        sampler_kwargs=kwargs, decoding=decoding(samp), part_size=samp["part_size"],
-                        overlong=samp["overlong"], workers=workers, resume_key=without_runtime(p),
-                        replicas=replicas)
+                        only_correct=r["verified_only"], **sampling_job_kwargs(p, workers=workers, gpus=gpus))

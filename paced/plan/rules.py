@@ -96,13 +96,18 @@ def _hours(flops: float, gpus: int, tflops: float) -> float:
     return flops / (gpus * tflops * 1e12) / 3600
 
 
+def mean_context(job: Job, max_new: int) -> float:
+    """Tokens a sequence holds on average while it decodes: its prompt and half of its mean response."""
+    return job.settings.prompt_tokens + job.settings.mean_response_fraction * max_new / 2
+
+
 def decode_hours(job: Job, model: ArchFacts, sequences: float, max_new: int, in_flight: float, gpus: int) -> float:
     """Memory-bound decoding: each step reads the weights once for the ``in_flight`` sequences and the KV cache
     of each (its prompt and, on average, half of its mean response), at the assumed sustained bandwidth."""
     b, s = job.dtype_bytes, job.settings
     response = s.mean_response_fraction * max_new
-    context = s.prompt_tokens + response / 2
-    per_token = b * param_count(model) / max(1.0, in_flight) + context * kv_cache_bytes_per_token(model, b)
+    kv = mean_context(job, max_new) * kv_cache_bytes_per_token(model, b)
+    per_token = b * param_count(model) / max(1.0, in_flight) + kv
     return sequences * response * per_token / (gpus * s.gpu_bandwidth_tbs * 1e12) / 3600
 
 
@@ -123,8 +128,7 @@ def _sampling(job: Job, rule: str, model: ArchFacts, sequences: float, max_new: 
         kv, note = in_flight * seq * kv_tok, "HF generate: one batch's KV cache"
         fix = f"set {batch_key} <= {fit}, or a shorter generation budget (max_new_tokens)"
     else:  # vLLM schedules as many sequences as its KV cache holds: one full-length sequence must fit
-        mean_context = job.settings.prompt_tokens + job.settings.mean_response_fraction * max_new / 2
-        in_flight = (job.settings.usable_bytes - weights - prefill) / (mean_context * kv_tok)
+        in_flight = (job.settings.usable_bytes - weights - prefill) / (mean_context(job, max_new) * kv_tok)
         kv, note = seq * kv_tok, f"vLLM: {fit} full-length sequences fit at once"
         fix = "a GPU with more memory (--gpu-mem-gb), or a shorter generation budget (max_new_tokens)"
     flops = sequences * forward_flops(model, int(job.mean_tokens(max_new)), int(job.mean_tokens(max_new)))

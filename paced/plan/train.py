@@ -20,7 +20,7 @@ from paced.plan.memory import (
     param_count,
     training_state_bytes,
 )
-from paced.plan.rules import FUSED_MIN_VOCAB, RULES, Estimate, Job, decode_hours
+from paced.plan.rules import FUSED_MIN_VOCAB, RULES, Estimate, Job, decode_hours, mean_context
 from paced.registry import Registry
 from paced.teacher_cache import cache_serves_every_stage
 from paced.trainer.config import DistillConfig
@@ -157,8 +157,7 @@ def _vllm_sampler(job: Job, state: Mapping[str, float], step: Mapping[str, float
     weights = b * param_count(s)
     kv_tok = kv_cache_bytes_per_token(s, b)
     max_new = int(job.config["sampling"]["max_new_tokens"])
-    mean_context = job.settings.prompt_tokens + job.settings.mean_response_fraction * max_new / 2
-    in_flight = max(0.0, (engine - weights) / (mean_context * kv_tok))
+    in_flight = max(0.0, (engine - weights) / (mean_context(job, max_new) * kv_tok))
     fits_one = engine - weights >= cap * kv_tok
     hours = decode_hours(job, s, sampled / n, max_new, max(1.0, in_flight), 1)
     room = job.settings.usable_bytes - sum(step.values())
